@@ -1,0 +1,5 @@
+import sys
+
+from agridrone.cli import main
+
+sys.exit(main())
