@@ -220,3 +220,93 @@ class HealthTile:
         x1, y1, x2, y2 = self.box_xyxy
         if x2 <= x1 or y2 <= y1:
             raise ValueError(f"box_xyxy: expected x2 > x1 and y2 > y1, got {self.box_xyxy}")
+
+
+@dataclass(frozen=True, slots=True)
+class Obstacle:
+    """A tracked object on the ground, in a local ENU frame (metres) and WGS-84."""
+
+    track_id: int
+    label: str
+    lat_deg: float
+    lon_deg: float
+    east_m: float
+    north_m: float
+    radius_m: float
+    confidence: float
+    hits: int
+    first_seen_ns: int
+    last_seen_ns: int
+    confirmed: bool = False
+    moving: bool = False
+    ve_m_s: float = 0.0
+    vn_m_s: float = 0.0
+    height_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.radius_m < 0:
+            raise ValueError(f"radius_m: expected >= 0, got {self.radius_m}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence: expected 0..1, got {self.confidence}")
+
+
+class CorrectionKind(str, enum.Enum):
+    DETOUR = "detour"   # fly GUIDED through ``waypoints`` then resume AUTO at ``resume_seq``
+    HOLD = "hold"       # no way around: stop and hold position
+    RESUME = "resume"   # the way is clear again: resume AUTO at ``resume_seq``
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """What the avoidance planner wants the vehicle to do; targets are relative-to-home altitudes."""
+
+    kind: CorrectionKind
+    waypoints: tuple[GeoPoint, ...] = ()
+    resume_seq: int | None = None
+    side: str = ""          # "left" / "right" of the route, chosen once per obstacle
+    reason: str = ""
+    obstacle_ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind is CorrectionKind.DETOUR and not self.waypoints:
+            raise ValueError("waypoints: expected at least one for a detour, got none")
+
+
+class AlertKind(str, enum.Enum):
+    STRESSED_ZONE = "stressed_zone"
+    WEEDS = "weeds"
+    PERSON = "person"
+    ANIMAL = "animal"
+    VEHICLE = "vehicle"
+    ROUTE_BLOCKED = "route_blocked"
+    AVOIDANCE_STOP = "avoidance_stop"
+    LINK_LOST = "link_lost"
+    CAMERA_LOST = "camera_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something the farmer must know. ``alert_id`` is the idempotency key; ``revision`` grows when it is updated."""
+
+    alert_id: str
+    kind: AlertKind
+    severity: int          # MAV_SEVERITY: 0 emergency .. 7 debug
+    ts_ns: int
+    lat_deg: float
+    lon_deg: float
+    label: str
+    confidence: float
+    text: str
+    revision: int = 1
+    area_m2: float = 0.0
+    polygon: tuple[tuple[float, float], ...] = ()   # (lat, lon) ring for zones
+    thumbnail_jpeg: bytes = b""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.severity <= 7:
+            raise ValueError(f"severity: expected a MAV_SEVERITY 0..7, got {self.severity}")
+        if not self.alert_id:
+            raise ValueError("alert_id: expected a non-empty idempotency key, got ''")
+        if self.revision < 1:
+            raise ValueError(f"revision: expected >= 1, got {self.revision}")
