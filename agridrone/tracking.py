@@ -1,0 +1,383 @@
+"""Obstacle tracking in ground coordinates (issue 6, item 4).
+
+``ObstacleTracker.update(detections, now_ns)`` takes the ground observations of one frame (or
+``None`` for a frame with nothing in it: the tracker ticks every frame, ARCHITECTURE rule 9) and
+returns every live track as an :class:`agridrone.types.Obstacle`, confirmed or not (the planner
+uses the confirmed ones).
+
+How it works, per tick:
+
+1. **Filter.** Observations of classes outside ``TrackerConfig.obstacle_classes`` (crop, weeds,
+   stressed patches, shadows ...) and observations whose ``height_m`` is known to be 0 (something
+   flat on the ground) are ignored: the ground is never an obstacle. So are observations below
+   ``min_confidence``.
+2. **Associate** in ground metres: every (track, observation) pair of compatible classes whose
+   distance between the track's position predicted to the observation's time and the observation
+   is within ``gate_m`` is a candidate; candidates are taken greedily by increasing distance, one
+   observation per track and one track per observation.
+3. **Correct.** Static classes (trees, poles ...) average their observations (a running mean for
+   the first hits, then an exponential average). Moving classes (person, animal, vehicle) run an
+   alpha-beta constant-velocity filter and report ``ve_m_s``/``vn_m_s`` and ``moving``.
+4. **Create** a tentative track for each observation left over; a track is confirmed after
+   ``confirm_hits`` hits.
+5. **Forget** confirmed tracks ``forget_after_s`` after their last hit (tentative ones after
+   ``tentative_forget_after_s``).
+6. **Merge** duplicates: two tracks of compatible classes whose centres lie within
+   ``merge_fraction`` x the larger radius of each other become one (the disc enclosing both, so a
+   merge never shrinks a keep-out).
+
+The tracker never changes its inputs; its state lives in the instance (no module state) and it
+must be driven from one thread (ARCHITECTURE rule 8).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from agridrone.geo import LocalFrame
+from agridrone.types import Obstacle
+
+DEFAULT_OBSTACLE_CLASSES: tuple[str, ...] = ("person", "animal", "vehicle", "tree", "pole", "building", "obstacle")
+DEFAULT_MOVING_CLASSES: tuple[str, ...] = ("person", "animal", "vehicle")
+# Heights used when no observation says how tall a thing is (a 2-D detector cannot). Any class
+# missing here gets ``TrackerConfig.unknown_height_m``; a reported height is never 0.
+DEFAULT_HEIGHTS_M: Mapping[str, float] = MappingProxyType({"person": 2.0, "animal": 1.5, "vehicle": 3.0,
+                                                           "tree": 10.0, "pole": 10.0, "building": 10.0})
+
+
+def _check_finite(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class GroundDetection:
+    """One object seen in one frame, projected onto the ground (local ENU metres).
+
+    ``height_m`` is None when unknown (the usual case with a 2-D detector); 0 means "flat on the
+    ground" and such an observation is never tracked as an obstacle.
+    """
+
+    label: str
+    east_m: float
+    north_m: float
+    radius_m: float
+    confidence: float
+    ts_ns: int
+    height_m: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not self.label:
+            raise ValueError(f"label: expected a non-empty class name, got {self.label!r}")
+        for name in ("east_m", "north_m", "radius_m", "confidence"):
+            _check_finite(name, getattr(self, name))
+        if self.radius_m < 0:
+            raise ValueError(f"radius_m: expected >= 0, got {self.radius_m}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence: expected 0..1, got {self.confidence}")
+        if isinstance(self.ts_ns, bool) or not isinstance(self.ts_ns, int):
+            raise ValueError(f"ts_ns: expected integer nanoseconds, got {self.ts_ns!r}")
+        if self.height_m is not None:
+            _check_finite("height_m", self.height_m)
+            if self.height_m < 0:
+                raise ValueError(f"height_m: expected >= 0 or None, got {self.height_m}")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker settings; every default is a documented, flight-tested-looking starting point.
+
+    - ``obstacle_classes``: labels that can be obstacles; anything else is ignored (ground).
+    - ``moving_classes``: labels tracked with a constant-velocity filter.
+    - ``class_groups``: groups of labels that may be associated with each other (e.g. a detector
+      that hesitates between "animal" and "vehicle"); by default only equal labels associate.
+    - ``min_confidence``: observations below this are ignored (0.3).
+    - ``gate_m``: association gate, metres between prediction and observation (3 m: ground
+      projection error of a 30 m high camera with ~1 deg of attitude error, plus margin).
+    - ``confirm_hits``: hits to confirm a track (3).
+    - ``forget_after_s`` / ``tentative_forget_after_s``: seconds without a hit before a confirmed /
+      tentative track is dropped (3 s / 1 s).
+    - ``static_gain``: weight of a new observation in a static track's average once past the
+      first 1/static_gain hits (0.3).
+    - ``alpha`` / ``beta``: alpha-beta filter gains for moving classes (0.3 / 0.05, close to the
+      Benedict-Bordner pair beta = alpha^2 / (2 - alpha): at 10 frames/s and 0.15 m of position
+      noise the speed estimate is good to ~0.1 m/s and settles within about a second).
+    - ``max_speed_m_s``: speeds above this are clipped (15 m/s).
+    - ``moving_speed_m_s``: speed above which a moving-class track reports ``moving`` (0.5 m/s).
+    - ``merge_fraction``: duplicates merge when their centres are closer than this times the
+      larger radius (1.0: one centre inside the other's disc); ``merge_min_m`` is the floor of
+      that distance for point-like objects (0.5 m).
+    - ``heights_m`` / ``unknown_height_m``: height reported when no observation gave one.
+    """
+
+    obstacle_classes: tuple[str, ...] = DEFAULT_OBSTACLE_CLASSES
+    moving_classes: tuple[str, ...] = DEFAULT_MOVING_CLASSES
+    class_groups: tuple[tuple[str, ...], ...] = ()
+    min_confidence: float = 0.3
+    gate_m: float = 3.0
+    confirm_hits: int = 3
+    forget_after_s: float = 3.0
+    tentative_forget_after_s: float = 1.0
+    static_gain: float = 0.3
+    alpha: float = 0.3
+    beta: float = 0.05
+    max_speed_m_s: float = 15.0
+    moving_speed_m_s: float = 0.5
+    merge_fraction: float = 1.0
+    merge_min_m: float = 0.5
+    heights_m: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_HEIGHTS_M))
+    unknown_height_m: float = 5.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heights_m", MappingProxyType(dict(self.heights_m)))  # frozen all the way down
+        for name in ("min_confidence", "static_gain", "alpha", "beta"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: expected 0..1, got {v}")
+        for name in ("gate_m", "forget_after_s", "tentative_forget_after_s", "max_speed_m_s", "unknown_height_m"):
+            v = getattr(self, name)
+            if not v > 0:
+                raise ValueError(f"{name}: expected > 0, got {v}")
+        if self.confirm_hits < 1:
+            raise ValueError(f"confirm_hits: expected >= 1, got {self.confirm_hits}")
+        if self.merge_fraction < 0 or self.merge_min_m < 0:
+            raise ValueError(f"merge_fraction/merge_min_m: expected >= 0, got {self.merge_fraction}/{self.merge_min_m}")
+        if any(h <= 0 for h in self.heights_m.values()):
+            raise ValueError(f"heights_m: expected heights > 0, got {dict(self.heights_m)}")
+
+
+class _Track:
+    """Mutable state of one track; private to the tracker."""
+
+    __slots__ = ("track_id", "votes", "east_m", "north_m", "ve_m_s", "vn_m_s", "radius_m", "confidence",
+                 "height_m", "hits", "first_seen_ns", "last_seen_ns", "state_ns")
+
+    def __init__(self, track_id: int, det: GroundDetection) -> None:
+        self.track_id = track_id
+        self.votes: dict[str, float] = {det.label: det.confidence}
+        self.east_m = float(det.east_m)
+        self.north_m = float(det.north_m)
+        self.ve_m_s = 0.0
+        self.vn_m_s = 0.0
+        self.radius_m = float(det.radius_m)
+        self.confidence = float(det.confidence)
+        self.height_m = det.height_m
+        self.hits = 1
+        self.first_seen_ns = det.ts_ns
+        self.last_seen_ns = det.ts_ns
+        self.state_ns = det.ts_ns
+
+    @property
+    def label(self) -> str:
+        return max(sorted(self.votes), key=lambda k: self.votes[k])
+
+    def predict(self, ts_ns: int) -> tuple[float, float]:
+        dt = (ts_ns - self.state_ns) / 1e9
+        return self.east_m + self.ve_m_s * dt, self.north_m + self.vn_m_s * dt
+
+
+class ObstacleTracker:
+    """Associates ground observations over frames into obstacle tracks (see the module docstring)."""
+
+    def __init__(self, frame: LocalFrame, config: TrackerConfig | None = None) -> None:
+        if not isinstance(frame, LocalFrame):
+            raise ValueError(f"frame: expected an agridrone.geo.LocalFrame, got {type(frame).__name__}")
+        self.frame = frame
+        self.config = config or TrackerConfig()
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._now_ns: int | None = None
+        self.merges = 0        # duplicates merged so far
+        self.ignored = 0       # observations ignored (ground, other classes, low confidence)
+
+    # -- public -----------------------------------------------------------------------------
+    def update(self, detections: Iterable[GroundDetection] | None, now_ns: int) -> tuple[Obstacle, ...]:
+        """One tick: observations of one frame (or None), the time of the tick; returns all tracks."""
+        if isinstance(now_ns, bool) or not isinstance(now_ns, int):
+            raise ValueError(f"now_ns: expected integer nanoseconds, got {now_ns!r}")
+        if self._now_ns is not None and now_ns < self._now_ns:
+            raise ValueError(f"now_ns: expected a non-decreasing tick time, got {now_ns} after {self._now_ns}")
+        self._now_ns = now_ns
+        dets = self._accepted(detections)
+        self._associate_and_correct(dets)
+        self._forget(now_ns)
+        self._merge()
+        tracks = sorted(self._tracks, key=lambda t: t.track_id)
+        if not tracks:
+            return ()
+        positions = [self._position(t, now_ns) for t in tracks]
+        lats, lons, _ = self.frame.to_geo(np.array([p[0] for p in positions]), np.array([p[1] for p in positions]),
+                                          np.zeros(len(positions)))  # one vectorised conversion per tick
+        return tuple(self._to_obstacle(t, e, n, float(lat), float(lon))
+                     for t, (e, n), lat, lon in zip(tracks, positions, lats, lons))
+
+    @property
+    def track_count(self) -> int:
+        return len(self._tracks)
+
+    # -- steps ------------------------------------------------------------------------------
+    def _accepted(self, detections: Iterable[GroundDetection] | None) -> list[GroundDetection]:
+        if detections is None:
+            return []
+        cfg = self.config
+        out = []
+        for d in detections:
+            if not isinstance(d, GroundDetection):
+                raise ValueError(f"detections: expected GroundDetection items, got {type(d).__name__}")
+            if d.label not in cfg.obstacle_classes or d.confidence < cfg.min_confidence \
+                    or (d.height_m is not None and d.height_m == 0.0):
+                self.ignored += 1
+                continue
+            out.append(d)
+        return out
+
+    def _compatible(self, a: str, b: str) -> bool:
+        return a == b or any(a in g and b in g for g in self.config.class_groups)
+
+    def _is_moving_class(self, track: _Track) -> bool:
+        return track.label in self.config.moving_classes
+
+    def _associate_and_correct(self, dets: list[GroundDetection]) -> None:
+        cfg = self.config
+        pairs: list[tuple[float, int, int]] = []
+        for ti, tr in enumerate(self._tracks):
+            label = tr.label
+            for di, d in enumerate(dets):
+                if not self._compatible(label, d.label):
+                    continue
+                pe, pn = tr.predict(d.ts_ns)
+                dist = math.hypot(d.east_m - pe, d.north_m - pn)
+                if dist <= cfg.gate_m:
+                    pairs.append((dist, ti, di))
+        pairs.sort()
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        for _, ti, di in pairs:
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            self._correct(self._tracks[ti], dets[di])
+        for di, d in enumerate(dets):
+            if di not in used_d:
+                self._tracks.append(_Track(self._next_id, d))
+                self._next_id += 1
+
+    def _correct(self, tr: _Track, d: GroundDetection) -> None:
+        cfg = self.config
+        tr.votes[d.label] = tr.votes.get(d.label, 0.0) + d.confidence
+        gain = max(cfg.static_gain, 1.0 / (tr.hits + 1))
+        if self._is_moving_class(tr):
+            dt = (d.ts_ns - tr.state_ns) / 1e9
+            if dt > 0 and tr.hits == 1:
+                # two-point start: the velocity is the displacement over the interval
+                tr.ve_m_s = (d.east_m - tr.east_m) / dt
+                tr.vn_m_s = (d.north_m - tr.north_m) / dt
+                tr.east_m, tr.north_m = float(d.east_m), float(d.north_m)
+            elif dt > 0:
+                pe, pn = tr.predict(d.ts_ns)
+                re, rn = d.east_m - pe, d.north_m - pn
+                tr.east_m = pe + cfg.alpha * re
+                tr.north_m = pn + cfg.alpha * rn
+                tr.ve_m_s += cfg.beta * re / dt
+                tr.vn_m_s += cfg.beta * rn / dt
+            else:  # same instant or out of order: position only
+                tr.east_m += gain * (d.east_m - tr.east_m)
+                tr.north_m += gain * (d.north_m - tr.north_m)
+            speed = math.hypot(tr.ve_m_s, tr.vn_m_s)
+            if speed > cfg.max_speed_m_s:
+                tr.ve_m_s *= cfg.max_speed_m_s / speed
+                tr.vn_m_s *= cfg.max_speed_m_s / speed
+        else:
+            tr.east_m += gain * (d.east_m - tr.east_m)
+            tr.north_m += gain * (d.north_m - tr.north_m)
+            tr.ve_m_s = tr.vn_m_s = 0.0
+        tr.state_ns = max(tr.state_ns, d.ts_ns)
+        tr.radius_m += gain * (d.radius_m - tr.radius_m)
+        tr.confidence += gain * (d.confidence - tr.confidence)
+        if d.height_m is not None:
+            tr.height_m = d.height_m if tr.height_m is None else max(tr.height_m, d.height_m)
+        tr.hits += 1
+        tr.last_seen_ns = max(tr.last_seen_ns, d.ts_ns)
+
+    def _forget(self, now_ns: int) -> None:
+        cfg = self.config
+        keep = []
+        for tr in self._tracks:
+            limit_s = cfg.forget_after_s if tr.hits >= cfg.confirm_hits else cfg.tentative_forget_after_s
+            if (now_ns - tr.last_seen_ns) / 1e9 <= limit_s:
+                keep.append(tr)
+        self._tracks = keep
+
+    def _merge(self) -> None:
+        cfg = self.config
+        merged = True
+        while merged:
+            merged = False
+            tracks = self._tracks
+            for i in range(len(tracks)):
+                for j in range(i + 1, len(tracks)):
+                    a, b = tracks[i], tracks[j]
+                    if not self._compatible(a.label, b.label):
+                        continue
+                    d = math.hypot(a.east_m - b.east_m, a.north_m - b.north_m)
+                    if d <= max(cfg.merge_fraction * max(a.radius_m, b.radius_m), cfg.merge_min_m):
+                        keep, drop = (a, b) if (a.hits, -a.track_id) >= (b.hits, -b.track_id) else (b, a)
+                        self._absorb(keep, drop, d)
+                        self._tracks = [t for t in tracks if t is not drop]
+                        self.merges += 1
+                        merged = True
+                        break
+                if merged:
+                    break
+
+    @staticmethod
+    def _absorb(keep: _Track, drop: _Track, dist_m: float) -> None:
+        w1, w2 = keep.hits, drop.hits
+        total = w1 + w2
+        # the disc enclosing both discs: a merge never shrinks what the planner keeps out of
+        if dist_m + drop.radius_m <= keep.radius_m:
+            ce, cn, r = keep.east_m, keep.north_m, keep.radius_m
+        elif dist_m + keep.radius_m <= drop.radius_m:
+            ce, cn, r = drop.east_m, drop.north_m, drop.radius_m
+        else:
+            r = (dist_m + keep.radius_m + drop.radius_m) / 2.0
+            ux, uy = (drop.east_m - keep.east_m) / dist_m, (drop.north_m - keep.north_m) / dist_m
+            shift = r - keep.radius_m
+            ce, cn = keep.east_m + ux * shift, keep.north_m + uy * shift
+        keep.east_m, keep.north_m, keep.radius_m = ce, cn, r
+        keep.ve_m_s = (keep.ve_m_s * w1 + drop.ve_m_s * w2) / total
+        keep.vn_m_s = (keep.vn_m_s * w1 + drop.vn_m_s * w2) / total
+        keep.confidence = max(keep.confidence, drop.confidence)
+        for k, v in drop.votes.items():
+            keep.votes[k] = keep.votes.get(k, 0.0) + v
+        if drop.height_m is not None:
+            keep.height_m = drop.height_m if keep.height_m is None else max(keep.height_m, drop.height_m)
+        keep.hits = total
+        keep.first_seen_ns = min(keep.first_seen_ns, drop.first_seen_ns)
+        keep.last_seen_ns = max(keep.last_seen_ns, drop.last_seen_ns)
+        keep.state_ns = max(keep.state_ns, drop.state_ns)
+
+    def _position(self, tr: _Track, now_ns: int) -> tuple[float, float]:
+        """Where the track is at ``now_ns``: moving classes are predicted along their velocity."""
+        if tr.label in self.config.moving_classes and tr.hits >= 2:
+            return tr.predict(now_ns)
+        return tr.east_m, tr.north_m
+
+    def _to_obstacle(self, tr: _Track, east: float, north: float, lat: float, lon: float) -> Obstacle:
+        cfg = self.config
+        label = tr.label
+        moving_class = label in cfg.moving_classes
+        speed = math.hypot(tr.ve_m_s, tr.vn_m_s)
+        height = tr.height_m if tr.height_m else cfg.heights_m.get(label, cfg.unknown_height_m)
+        return Obstacle(track_id=tr.track_id, label=label, lat_deg=lat, lon_deg=lon, east_m=east, north_m=north,
+                        radius_m=max(0.0, tr.radius_m), confidence=min(1.0, max(0.0, tr.confidence)), hits=tr.hits,
+                        first_seen_ns=tr.first_seen_ns, last_seen_ns=tr.last_seen_ns,
+                        confirmed=tr.hits >= cfg.confirm_hits,
+                        moving=moving_class and tr.hits >= 2 and speed > cfg.moving_speed_m_s,
+                        ve_m_s=tr.ve_m_s, vn_m_s=tr.vn_m_s, height_m=float(height))

@@ -1,0 +1,380 @@
+"""AvoidancePlanner: tables, small closed-loop flights with a kinematic fake vehicle, and a property test."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from shapely.geometry import LineString, Point, box
+
+from agridrone.errors import ConfigError, MissionError
+from agridrone.geo import LocalFrame
+from agridrone.planning import (AvoidancePlanner, PlannerConfig, RouteWaypoint, VehicleState, allowed_region,
+                                route_from_mission_items)
+from agridrone.types import AltFrame, CorrectionKind, MissionItem, Obstacle
+
+FRAME = LocalFrame(-35.363261, 149.165230, 584.0)
+ALT_M = 20.0
+CFG = PlannerConfig()  # tree margin 4 m, person 10 m, look-ahead at 5 m/s = 11.5 m
+CIRCUM = 1.0 / math.cos(math.pi / 16)  # keep-out polygons contain the disc: their circumradius is this much larger
+
+
+def ob(track_id=1, e=50.0, n=0.0, r=1.5, label="tree", confirmed=True, h=8.0, ve=0.0, vn=0.0, seen_ns=0):
+    lat, lon, _ = FRAME.to_geo(e, n, 0.0)
+    return Obstacle(track_id, label, lat, lon, e, n, r, 0.9, 10, 0, seen_ns, confirmed=confirmed,
+                    moving=bool(ve or vn), ve_m_s=ve, vn_m_s=vn, height_m=h)
+
+
+def route(*pts, first_seq=1):
+    return tuple(RouteWaypoint(first_seq + i, float(e), float(n), ALT_M) for i, (e, n) in enumerate(pts))
+
+
+def enu(gp):
+    e, n, _ = FRAME.to_enu(gp.lat_deg, gp.lon_deg)
+    return e, n
+
+
+def legs_of(start, correction):
+    return [start] + [enu(w) for w in correction.waypoints]
+
+
+def min_clearance(points, obstacle, margin):
+    """Smallest distance from the polyline to the obstacle's keep-out circle (negative: inside)."""
+    return LineString(points).distance(Point(obstacle.east_m, obstacle.north_m)) - (obstacle.radius_m + margin)
+
+
+def fly(planner, rt, obstacles_at, *, start=None, speed_m_s=5.0, dt_s=0.1, max_steps=3000):
+    """A kinematic fake vehicle: AUTO flies the route, GUIDED flies to waypoints[0], HOLD stops.
+
+    Returns (path, corrections, reached_seqs, finished); path[i + 1] is the position after tick i."""
+    pos = start or (rt[0].east_m, rt[0].north_m)
+    by_seq = {w.seq: w for w in rt}
+    seq = rt[1].seq
+    mode = "auto"
+    target = None
+    path, corrections, reached = [pos], [], [rt[0].seq]
+    for step in range(max_steps):
+        now_ns = int(step * dt_s * 1e9)
+        heading = (0.0, 0.0)
+        if mode == "auto":
+            goal = by_seq[seq]
+            heading = (goal.east_m - pos[0], goal.north_m - pos[1])
+        elif mode == "guided":
+            heading = (target[0] - pos[0], target[1] - pos[1])
+        norm = math.hypot(*heading)
+        moving = norm > 1e-9 and mode != "hold"
+        vel = (heading[0] / norm * speed_m_s, heading[1] / norm * speed_m_s) if moving else (0.0, 0.0)
+        c = planner.update(obstacles_at(now_ns), VehicleState(pos[0], pos[1], seq, vel[0], vel[1]), now_ns)
+        if c is not None:
+            if not corrections or corrections[-1] != c:
+                corrections.append(c)
+            if c.kind is CorrectionKind.DETOUR:
+                mode, target = "guided", enu(c.waypoints[0])
+            elif c.kind is CorrectionKind.HOLD:
+                mode = "hold"
+            else:
+                mode, seq = "auto", c.resume_seq
+        if mode == "hold":
+            path.append(pos)
+            continue
+        goal_xy = (by_seq[seq].east_m, by_seq[seq].north_m) if mode == "auto" else target
+        d = math.dist(pos, goal_xy)
+        stepm = speed_m_s * dt_s
+        pos = goal_xy if d <= stepm else (pos[0] + (goal_xy[0] - pos[0]) / d * stepm,
+                                          pos[1] + (goal_xy[1] - pos[1]) / d * stepm)
+        path.append(pos)
+        if mode == "auto" and math.dist(pos, goal_xy) < 1e-6:
+            reached.append(seq)
+            later = [w.seq for w in rt if w.seq > seq]
+            if not later:
+                return path, corrections, reached, True
+            seq = later[0]
+    return path, corrections, reached, False
+
+
+# -- single decisions -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tree_n, side", [(0.0, "left"), (0.8, "right"), (-0.8, "left"), (2.5, "right")])
+def test_tree_on_a_straight_line_gives_a_detour_that_clears_it_and_rejoins_the_line(tree_n, side):
+    """A tree on (or near) an eastbound line: detour on the shorter side, clear of the keep-out, inside the
+    region, at survey altitude, ending on the same line just past the keep-out, resuming at the line's end."""
+    rt = route((0, 0), (100, 0), (100, 20))
+    region = box(-20, -40, 120, 40)
+    tree = ob(e=50.0, n=tree_n)
+    planner = AvoidancePlanner(rt, region, FRAME)
+    start = (36.0, 0.0)
+    c = planner.update([tree], VehicleState(*start, current_seq=2, ve_m_s=5.0), 0)
+    assert c.kind is CorrectionKind.DETOUR and c.side == side and c.resume_seq == 2 and c.obstacle_ids == (1,)
+    legs = legs_of(start, c)
+    assert min_clearance(legs, tree, 4.0) >= -1e-3
+    assert all(region.covers(Point(p)) for p in legs)
+    assert all(w.alt_m == ALT_M and w.alt_frame is AltFrame.REL_HOME for w in c.waypoints)
+    # rejoin: on the line, past the keep-out, no further than the offset beyond it
+    re, rn = legs[-1]
+    chord_half = math.sqrt(((1.5 + 4.0) * CIRCUM) ** 2 - tree_n ** 2)
+    assert abs(rn) < 1e-3
+    assert 50.0 + chord_half + 2.0 - 1e-3 <= re <= 50.0 + chord_half + 2.0 + 1e-3
+    assert all(n >= -1e-3 for _, n in legs) if side == "left" else all(n <= 1e-3 for _, n in legs)
+
+
+@pytest.mark.parametrize("speed_m_s", [2.0, 5.0, 10.0])
+def test_lookahead_follows_speed_latency_and_braking(speed_m_s):
+    """The detour starts when the keep-out comes within v*latency + v^2/(2*decel) + margin, not before."""
+    cfg = PlannerConfig(speed_m_s=2.0)
+    lookahead = speed_m_s * cfg.latency_s + speed_m_s ** 2 / (2 * cfg.decel_m_s2) + cfg.lookahead_margin_m
+    rt = route((0, 0), (200, 0))
+    s_in = 120.0 - 5.5 * CIRCUM
+    far, near = (s_in - lookahead - 0.5, 0.0), (s_in - lookahead + 0.5, 0.0)
+    tree = ob(e=120.0)
+    assert AvoidancePlanner(rt, box(-10, -50, 210, 50), FRAME, cfg).update(
+        [tree], VehicleState(*far, 2, ve_m_s=speed_m_s), 0) is None
+    c = AvoidancePlanner(rt, box(-10, -50, 210, 50), FRAME, cfg).update(
+        [tree], VehicleState(*near, 2, ve_m_s=speed_m_s), 0)
+    assert c is not None and c.kind is CorrectionKind.DETOUR
+
+
+@pytest.mark.parametrize("obstacle, counts", [
+    (ob(h=0.0), False),                    # flat on the ground: a patch, a shadow
+    (ob(label="weed"), False),             # not an obstacle class
+    (ob(label="stressed_crop"), False),
+    (ob(confirmed=False), False),          # not confirmed yet
+    (ob(), True),                          # the control: a real tree on the line
+    (ob(label="person", h=1.8), True),
+])
+def test_the_ground_is_never_an_obstacle(obstacle, counts):
+    """Height-0 things, non-obstacle classes and unconfirmed tracks are ignored; real obstacles are not."""
+    planner = AvoidancePlanner(route((0, 0), (100, 0)), box(-20, -40, 120, 40), FRAME)
+    c = planner.update([obstacle], VehicleState(40.0, 0.0, 2, 5.0, 0.0), 0)
+    assert (c is not None) is counts
+    assert (len(planner.keepouts([obstacle], 0)) == 1) is counts
+
+
+def test_margins_per_class_and_moving_obstacles():
+    """People get the largest margin; a moving one is moved to now and its keep-out swept ahead along its
+    velocity over moving_horizon_s (a chain of discs)."""
+    planner = AvoidancePlanner(route((0, 0), (100, 0)), box(-20, -40, 120, 40), FRAME)
+    person, tree = ob(1, r=0.5, label="person"), ob(2, r=0.5)
+    walker = ob(3, e=10.0, n=10.0, r=0.5, label="person", ve=1.0, vn=0.0, seen_ns=0)
+    kos = planner.keepouts([person, tree, walker], now_ns=1_000_000_000)
+    radius = {k[0]: k[3] for k in kos}
+    assert radius == {1: pytest.approx(10.5), 2: pytest.approx(4.5), 3: pytest.approx(10.5)}
+    chain = [(e, n) for i, e, n, _ in kos if i == 3]
+    assert chain[0] == pytest.approx((11.0, 10.0))                               # where it is now
+    assert chain[-1] == pytest.approx((11.0 + CFG.moving_horizon_s, 10.0))      # where it will be
+    assert all(math.dist(a, b) <= 10.5 / 2 + 1e-9 for a, b in zip(chain, chain[1:]))
+
+
+@pytest.mark.parametrize("vn_m_s", [1.5, -1.0, 0.5])
+def test_walker_crossing_the_line_is_passed_behind_never_within_its_margin(vn_m_s):
+    """A person walks across the line as the drone comes: the detour goes round behind the walker (the side it
+    comes from), on one side only, and the drone never comes within radius + margin of where the person is."""
+    rt = route((10, 30), (190, 30), (190, 50), (10, 50))
+    planner = AvoidancePlanner(rt, box(0, 0, 200, 80), FRAME)
+
+    def walker(now_ns):
+        n = 30 - vn_m_s * 15 + vn_m_s * now_ns / 1e9   # on the line 15 s in
+        return [ob(1, 100.0, n, 0.4, "person", h=1.8, vn=vn_m_s, seen_ns=now_ns)]
+
+    path, corrections, reached, finished = fly(planner, rt, walker, max_steps=6000)
+    assert finished and reached == [1, 2, 3, 4]
+    sides = {c.side for c in corrections if c.kind is CorrectionKind.DETOUR}
+    assert sides == {"right" if vn_m_s > 0 else "left"}  # eastbound: right is south, where a northbound walker was
+    gap = min(math.dist(p, (100.0, walker(int(i * 1e8))[0].north_m)) for i, p in enumerate(path[1:]))
+    assert gap >= 10.4
+
+
+def test_blocked_corridor_holds_and_resumes_when_the_way_clears():
+    """A person in a 16 m wide corridor (keep-out 21 m wide): no way through, so HOLD, repeated while blocked,
+    never entering the keep-out; when the person walks off, RESUME at the item being flown."""
+    rt = route((0, 0), (200, 0), (200, 5))
+    region = box(-10, -8, 210, 8)
+    person = ob(e=100.0, r=0.5, label="person", h=1.8)
+    planner = AvoidancePlanner(rt, region, FRAME)
+    gone_after_ns = 30_000_000_000
+    path, corrections, reached, finished = fly(
+        planner, rt, lambda now: [person] if now < gone_after_ns else [])
+    kinds = [c.kind for c in corrections]
+    assert kinds == [CorrectionKind.HOLD, CorrectionKind.RESUME]
+    assert corrections[1].resume_seq == 2
+    assert min_clearance(path[:gone_after_ns // 100_000_000], person, 10.0) > 0
+    assert min_clearance(path, person, 10.0) < 0  # control: once gone, its place is flown through
+    assert finished and reached == [1, 2, 3]
+
+
+def test_obstacle_near_the_fence_is_passed_on_the_inside_only():
+    """A tree just north of a line 6 m from the southern fence: the south side would be shorter in an open
+    field (control), but the fence leaves no room there, so the detour goes north, inside the region."""
+    rt = route((10, 6), (190, 6), (190, 30))
+    tree = ob(e=100.0, n=7.0, r=1.0)
+    start = (88.0, 6.0)
+    open_field = AvoidancePlanner(rt, box(0, -60, 200, 60), FRAME).update([tree], VehicleState(*start, 2, 5.0), 0)
+    assert open_field.side == "right"
+    field = box(0, 0, 200, 60)
+    c = AvoidancePlanner(rt, field, FRAME).update([tree], VehicleState(*start, 2, 5.0), 0)
+    assert c.kind is CorrectionKind.DETOUR and c.side == "left"
+    legs = legs_of(start, c)
+    assert all(field.covers(Point(p)) for p in legs)
+    assert all(field.buffer(-CFG.fence_margin_m).covers(Point(p)) for p in legs[1:-1])
+    assert min_clearance(legs, tree, 4.0) >= -1e-3
+
+
+def test_route_ending_inside_a_keep_out_holds():
+    """A tree on the last waypoint: there is no point past it to rejoin, so HOLD with that reason."""
+    planner = AvoidancePlanner(route((0, 0), (60, 0)), box(-20, -40, 120, 40), FRAME)
+    c = planner.update([ob(e=60.0)], VehicleState(45.0, 0.0, 2, 5.0), 0)
+    assert c.kind is CorrectionKind.HOLD and "route ends inside a keep-out" in c.reason
+
+
+def test_update_does_not_mutate_its_inputs():
+    """The planner reads its obstacles and never changes them."""
+    obstacles = [ob(), ob(2, e=-300.0)]
+    before = copy.deepcopy(obstacles)
+    AvoidancePlanner(route((0, 0), (100, 0)), box(-20, -40, 120, 40), FRAME).update(
+        obstacles, VehicleState(40.0, 0.0, 2), 0)
+    assert obstacles == before
+
+
+# -- closed loop with a fake vehicle ----------------------------------------------------------------
+
+def test_lawnmower_flight_detours_round_a_tree_and_flies_every_line():
+    """Three survey lines, a tree on the middle (westbound) line: one detour, then RESUME at that line's end
+    item; the flight keeps the margin, stays in the field, reaches every waypoint in order, and flies every part
+    of the middle line outside the keep-out (nothing skipped)."""
+    rt = route((10, 10), (190, 10), (190, 30), (10, 30), (10, 50), (190, 50))
+    field = box(0, 0, 200, 60)
+    tree = ob(7, e=95.0, n=30.5, r=1.5)
+    planner = AvoidancePlanner(rt, field, FRAME)
+    path, corrections, reached, finished = fly(planner, rt, lambda now: [tree])
+    assert finished and reached == [1, 2, 3, 4, 5, 6]
+    kinds = [c.kind for c in corrections]
+    assert kinds[0] is CorrectionKind.DETOUR and kinds[-1] is CorrectionKind.RESUME
+    assert set(kinds) == {CorrectionKind.DETOUR, CorrectionKind.RESUME}
+    assert corrections[-1].resume_seq == 4 and all(c.resume_seq == 4 for c in corrections)
+    assert len({c.side for c in corrections}) == 1
+    assert min_clearance(path, tree, 4.0) >= -1e-3
+    assert all(field.covers(Point(p)) for p in path)
+    flown = LineString(path)
+    assert flown.distance(Point(10, 30)) < 1e-6 and flown.distance(Point(60, 30)) < CFG.reached_m / 4
+    # departure and rejoin points lie rejoin_offset_m before / after the keep-out; the turn at the departure
+    # point may start reached_m early
+    keep_out = Point(95.0, 30.5).buffer((1.5 + 4.0) * CIRCUM + CFG.rejoin_offset_m + CFG.reached_m)
+    for x in range(10, 191):
+        if not keep_out.contains(Point(x, 30)):
+            assert flown.distance(Point(x, 30)) < CFG.reached_m / 4, f"line 2 skipped at east {x} m"
+
+
+def test_side_is_kept_while_the_obstacle_estimate_jitters():
+    """The tree's estimate jumps +-1 m across the line every tick. Planners built fresh for each tick pick both
+    sides (control); one planner flying the whole detour keeps the side it chose first and never switches."""
+    rng = random.Random(7)
+    jitter = [(50.0 + rng.uniform(-1, 1), rng.uniform(-1, 1)) for _ in range(3000)]
+    rt = route((0, 0), (100, 0), (100, 20))
+    region = box(-20, -40, 120, 40)
+    fresh_sides = {AvoidancePlanner(rt, region, FRAME).update([ob(e=e, n=n)], VehicleState(36.0, 0.0, 2, 5.0), 0).side
+                   for e, n in jitter[:50]}
+    assert fresh_sides == {"left", "right"}
+    planner = AvoidancePlanner(rt, region, FRAME)
+    path, corrections, reached, finished = fly(
+        planner, rt, lambda now: [ob(e=jitter[now // 100_000_000][0], n=jitter[now // 100_000_000][1])])
+    detours = [c for c in corrections if c.kind is CorrectionKind.DETOUR]
+    assert finished and detours and corrections[-1].kind is CorrectionKind.RESUME
+    assert len({c.side for c in detours}) == 1 and planner.side_switches == 0
+    assert planner.side_of(1) == detours[0].side
+    assert min(LineString(path).distance(Point(e, n)) for e, n in jitter[:len(path)]) >= 5.5 - 1.0
+
+
+# -- property ------------------------------------------------------------------------------------
+
+FIELD = box(0, 0, 200, 100)
+EXCLUSION = box(120, 62, 140, 80)
+REGION = allowed_region(FIELD, inclusions=[box(-5, -5, 205, 105)], exclusions=[EXCLUSION])
+obstacle_st = st.tuples(st.floats(20, 195), st.floats(0, 100), st.floats(0.3, 3.0),
+                        st.sampled_from(["tree", "person", "pole", "animal"]))
+
+
+on_line_st = st.tuples(st.floats(40, 180), st.floats(47, 53), st.floats(0.3, 3.0),
+                      st.sampled_from(["tree", "person", "pole", "animal"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(first=on_line_st, others=st.lists(obstacle_st, max_size=4), start_e=st.floats(10, 30))
+def test_property_every_detour_waypoint_and_leg_is_inside_allowed_minus_keepouts(first, others, start_e):
+    """Random obstacles (one near the line, the rest anywhere) in a field with an exclusion zone, with a look-ahead
+    covering the whole route: a HOLD, or a detour whose waypoints are all in the allowed region, whose every leg
+    (from the vehicle on) avoids every keep-out disc, and which rejoins the route at the right item."""
+    rt = route((10, 50), (190, 50), (190, 90))
+    obs = [ob(i + 1, e, n, r, label, h=2.0) for i, (e, n, r, label) in enumerate([first] + others)]
+    start = (start_e, 50.0)
+    discs = [(o, o.radius_m + CFG.margins_m[o.label]) for o in obs]
+    assume(all(math.dist(start, (o.east_m, o.north_m)) > R * CIRCUM + 0.2 for o, R in discs))
+    planner = AvoidancePlanner(rt, REGION, FRAME, PlannerConfig(lookahead_margin_m=400.0))
+    c = planner.update(obs, VehicleState(*start, 2, 5.0, 0.0), 0)
+    assert c is not None  # the look-ahead sees the obstacle near the line
+    if c.kind is CorrectionKind.HOLD:
+        return
+    legs = legs_of(start, c)
+    assert all(REGION.covers(Point(p)) for p in legs[1:])
+    line = LineString(legs)
+    assert REGION.buffer(1e-6).covers(line)
+    for o, R in discs:
+        assert line.distance(Point(o.east_m, o.north_m)) >= R - 1e-3
+    end = legs[-1]
+    if c.resume_seq == 2:
+        assert abs(end[1] - 50.0) < 1e-3
+    else:
+        assert c.resume_seq == 3 and abs(end[0] - 190.0) < 1e-3
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+def test_route_from_mission_items_keeps_positional_waypoints_with_their_seq():
+    """Home (seq 0), takeoff and DO commands are not part of the survey route; seq numbers are kept."""
+    def wp(e, n, cmd=16):
+        lat, lon, _ = FRAME.to_geo(e, n, 0.0)
+        return MissionItem.at(cmd, lat, lon, ALT_M)
+    items = [wp(0, 0), MissionItem(22, z=ALT_M), wp(10, 0), wp(20, 0), MissionItem(178, param2=4.0), wp(20, 10)]
+    rt = route_from_mission_items(items, FRAME)
+    assert [w.seq for w in rt] == [2, 3, 5]
+    got = [(w.east_m, w.north_m, w.alt_m) for w in rt]
+    for g, want in zip(got, [(10.0, 0.0, ALT_M), (20.0, 0.0, ALT_M), (20.0, 10.0, ALT_M)]):
+        assert g == pytest.approx(want, abs=0.02)  # degE7 on the wire: about 1 cm
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: AvoidancePlanner((), box(0, 0, 1, 1), FRAME), MissionError, "at least one survey waypoint"),
+    (lambda: AvoidancePlanner(route((0, 0), (1, 1), first_seq=3)[::-1], box(0, 0, 1, 1), FRAME), MissionError,
+     "increasing mission seq"),
+    (lambda: AvoidancePlanner(route((0, 0)), box(0, 0, 1, 1).difference(box(0, 0, 1, 1)), FRAME), MissionError,
+     "valid non-empty polygon"),
+    (lambda: PlannerConfig(margins_m={"person": -1.0}), ConfigError, "margins_m"),
+    (lambda: PlannerConfig(decel_m_s2=0.0), ConfigError, "decel_m_s2: expected > 0"),
+])
+def test_bad_inputs_raise_one_clear_error(make, error, message):
+    """Empty or disordered routes, empty regions and bad settings give one line of the right error class."""
+    with pytest.raises(error, match=message) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [5, 39, 60, 112, 130, 148])
+def test_closed_loop_random_worlds_keep_margins_fence_and_every_waypoint(seed):
+    """Random trees, poles and animals on and beside four survey lines, flown by the fake vehicle: the mission
+    finishes, the flight never enters a keep-out disc nor leaves the field, and passes every waypoint (within
+    reached_m: a corner reached during a detour is passed in GUIDED)."""
+    rt = route((10, 10), (190, 10), (190, 30), (10, 30), (10, 50), (190, 50), (190, 70), (10, 70))
+    field = box(0, 0, 200, 80)
+    rng = random.Random(seed)
+    obs = [ob(i + 1, rng.uniform(20, 180), rng.choice([10, 30, 50, 70]) + rng.uniform(-3, 3), rng.uniform(0.3, 2.5),
+              rng.choice(["tree", "pole", "animal"]), h=3.0) for i in range(rng.randint(1, 4))]
+    planner = AvoidancePlanner(rt, field, FRAME)
+    path, corrections, reached, finished = fly(planner, rt, lambda now: obs, max_steps=8000)
+    assert finished and any(c.kind is CorrectionKind.DETOUR for c in corrections)
+    for o in obs:
+        assert min_clearance(path, o, CFG.margins_m[o.label]) >= -1e-3
+    assert all(field.covers(Point(p)) for p in path)
+    flown = LineString(path)
+    assert all(flown.distance(Point(w.east_m, w.north_m)) <= CFG.reached_m for w in rt)

@@ -1,0 +1,171 @@
+"""ObstacleTracker: tables with synthetic ground observations (no camera, no projection)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+
+import pytest
+
+from agridrone.geo import LocalFrame
+from agridrone.tracking import GroundDetection, ObstacleTracker, TrackerConfig
+
+FRAME = LocalFrame(-35.363261, 149.165230, 584.0)
+DT_NS = 100_000_000  # 10 frames per second
+
+
+def det(label="tree", e=10.0, n=20.0, r=2.0, conf=0.9, ts=0, h=None):
+    return GroundDetection(label, e, n, r, conf, ts, h)
+
+
+def run(tracker, frames, start_ns=0):
+    """Feed one list (or None) per frame at 10 Hz; return the last tick's obstacles."""
+    out = ()
+    for i, dets in enumerate(frames):
+        now = start_ns + i * DT_NS
+        if dets is not None:
+            dets = [GroundDetection(d.label, d.east_m, d.north_m, d.radius_m, d.confidence, now, d.height_m)
+                    for d in dets]
+        out = tracker.update(dets, now)
+    return out
+
+
+@pytest.mark.parametrize("confirm_hits", [1, 3, 5])
+def test_confirmed_after_n_hits(confirm_hits):
+    """A track stays tentative until exactly ``confirm_hits`` observations, then is confirmed."""
+    tr = ObstacleTracker(FRAME, TrackerConfig(confirm_hits=confirm_hits))
+    for k in range(1, confirm_hits + 3):
+        obs = tr.update([det(ts=k * DT_NS)], k * DT_NS)
+        assert len(obs) == 1
+        assert obs[0].hits == k
+        assert obs[0].confirmed is (k >= confirm_hits)
+
+
+def test_forgotten_after_m_seconds_without_hit_and_ticks_with_none():
+    """Ticks with None keep a confirmed track for forget_after_s, then drop it; tentative ones go sooner."""
+    cfg = TrackerConfig(forget_after_s=2.0, tentative_forget_after_s=0.5)
+    tr = ObstacleTracker(FRAME, cfg)
+    run(tr, [[det()]] * 5)                       # confirmed tree, last hit at 0.4 s
+    tr.update([det("person", e=-30, n=-30, ts=int(0.5e9))], int(0.5e9))   # one tentative person
+    assert len(tr.update(None, int(0.9e9))) == 2
+    obs = tr.update(None, int(1.1e9))             # person: 0.6 s without a hit > 0.5 s
+    assert [o.label for o in obs] == ["tree"]
+    assert len(tr.update(None, int(2.4e9))) == 1  # tree: exactly 2.0 s since its last hit
+    assert tr.update(None, int(2.41e9)) == ()
+
+
+def test_association_with_clutter_keeps_two_stable_confirmed_tracks():
+    """Two trees seen with noise among random clutter: exactly the two trees end up confirmed, ids stable."""
+    rng = random.Random(4)
+    trees = [(10.0, 20.0), (25.0, 22.0)]
+    tr = ObstacleTracker(FRAME)
+    ids_seen = []
+    for i in range(30):
+        now = i * DT_NS
+        dets = [det(e=e + rng.gauss(0, 0.4), n=n + rng.gauss(0, 0.4), ts=now) for e, n in trees]
+        dets += [det(rng.choice(["tree", "person"]), rng.uniform(-60, 60), rng.uniform(-60, 60), 1.0, 0.5, now)
+                 for _ in range(3)]
+        rng.shuffle(dets)
+        obs = tr.update(dets, now)
+        confirmed = [o for o in obs if o.confirmed]
+        if i >= 5:
+            ids_seen.append(tuple(sorted(o.track_id for o in confirmed)))
+    assert len(set(ids_seen)) == 1 and len(ids_seen[0]) == 2
+    confirmed = sorted((o for o in obs if o.confirmed), key=lambda o: o.east_m)
+    for o, (e, n) in zip(confirmed, trees):
+        assert math.hypot(o.east_m - e, o.north_m - n) < 0.5
+        assert not o.moving and o.ve_m_s == 0.0
+
+
+def test_duplicates_merged_but_not_other_classes_or_distant_objects():
+    """Two overlapping boxes of one tree per frame become one track; a person beside it and a far tree do not merge."""
+    tr = ObstacleTracker(FRAME)
+    frame_dets = [det(e=10.0, n=20.0, r=3.0), det(e=11.0, n=20.5, r=3.0),      # the same tree twice
+                  det("person", e=12.0, n=20.0, r=0.5),                     # inside its disc, other class
+                  det(e=40.0, n=20.0, r=3.0)]                              # another tree
+    obs = run(tr, [frame_dets] * 6)
+    labels = sorted(o.label for o in obs)
+    assert labels == ["person", "tree", "tree"]
+    near = min((o for o in obs if o.label == "tree"), key=lambda o: o.east_m)
+    assert near.confirmed and near.hits >= 11  # both boxes of every frame counted on one track
+    assert near.radius_m >= 3.0                # merging never shrinks the obstacle
+    assert tr.merges >= 5
+
+
+@pytest.mark.parametrize("ve, vn", [(1.5, 0.0), (-1.0, 2.0), (0.0, -4.0)])
+def test_moving_target_velocity_and_prediction_through_empty_frames(ve, vn):
+    """A walking person is tracked with its velocity; empty frames advance its predicted position."""
+    rng = random.Random(1)
+    tr = ObstacleTracker(FRAME)
+    frames = []
+    for i in range(40):
+        t = i * DT_NS / 1e9
+        frames.append([det("person", e=5 + ve * t + rng.gauss(0, 0.15), n=-3 + vn * t + rng.gauss(0, 0.15), r=0.5)])
+    obs = run(tr, frames)
+    (p,) = obs
+    assert p.moving and p.confirmed
+    assert abs(p.ve_m_s - ve) < 0.35 and abs(p.vn_m_s - vn) < 0.35
+    last_ns = 39 * DT_NS
+    (q,) = tr.update(None, last_ns + 1_000_000_000)   # one second without a detection
+    assert math.hypot(q.east_m - (p.east_m + ve), q.north_m - (p.north_m + vn)) < 0.4
+    assert q.hits == p.hits
+
+
+def test_static_class_gets_no_velocity_even_when_its_estimate_jitters():
+    """Trees are not given a velocity from measurement noise."""
+    rng = random.Random(2)
+    tr = ObstacleTracker(FRAME)
+    obs = run(tr, [[det(e=rng.gauss(0, 0.5), n=rng.gauss(0, 0.5))] for _ in range(20)])
+    assert not obs[0].moving and (obs[0].ve_m_s, obs[0].vn_m_s) == (0.0, 0.0)
+
+
+def test_ground_and_other_classes_are_never_tracked():
+    """Weeds, crop, and anything with height 0 (flat on the ground) are ignored; a tall tree is not."""
+    tr = ObstacleTracker(FRAME)
+    obs = run(tr, [[det("weed"), det("crop", e=0), det("tree", e=-20, h=0.0), det("tree", e=50, h=7.0),
+                    det("tree", e=80, conf=0.1)]] * 4)
+    assert [(o.label, round(o.east_m), o.height_m) for o in obs] == [("tree", 50, 7.0)]
+    assert tr.ignored == 16
+
+
+def test_class_defaults_give_every_obstacle_a_height():
+    """Without a measured height the class default is reported (so the planner never sees 0)."""
+    tr = ObstacleTracker(FRAME)
+    obs = run(tr, [[det("tree"), det("person", e=-20), det("obstacle", e=40)]])
+    assert {o.label: o.height_m for o in obs} == {"tree": 10.0, "person": 2.0, "obstacle": 5.0}
+
+
+def test_inputs_are_not_mutated_and_geo_fields_follow_the_local_frame():
+    """update() leaves its list untouched; lat/lon are the LocalFrame conversion of east/north."""
+    tr = ObstacleTracker(FRAME)
+    dets = [det(e=30.0, n=-40.0, ts=0), det("person", e=0.0, n=5.0, ts=0)]
+    before = copy.deepcopy(dets)
+    (a, b) = tr.update(dets, 0)
+    assert dets == before
+    lat, lon, _ = FRAME.to_geo(a.east_m, a.north_m, 0.0)
+    assert (a.lat_deg, a.lon_deg) == pytest.approx((lat, lon), abs=1e-12)
+    assert a.track_id != b.track_id
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda: det(r=-1.0), "radius_m: expected >= 0"),
+    (lambda: det(conf=1.5), "confidence: expected 0..1"),
+    (lambda: det(e=float("nan")), "east_m: expected a finite number"),
+    (lambda: det(label=""), "label: expected a non-empty"),
+    (lambda: det(ts=1.5), "ts_ns: expected integer"),
+    (lambda: ObstacleTracker(FRAME).update([("tree", 1, 2)], 0), "expected GroundDetection"),
+    (lambda: TrackerConfig(confirm_hits=0), "confirm_hits: expected >= 1"),
+])
+def test_bad_input_says_what_was_expected(bad, message):
+    """Malformed observations, items and settings are refused with "expected ..., got ..."."""
+    with pytest.raises(ValueError, match=message):
+        bad()
+
+
+def test_time_must_not_go_backwards():
+    """A tick earlier than the previous one is refused rather than corrupting the filters."""
+    tr = ObstacleTracker(FRAME)
+    tr.update(None, 1000)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        tr.update(None, 999)
