@@ -1,0 +1,183 @@
+"""The alert policy: one alert per zone or object, growth -> revision, rate limiting, stable keys."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agridrone.alerts.policy import AlertPolicy, AlertPolicyConfig
+from agridrone.errors import ConfigError
+from agridrone.fieldmap import FieldMap
+from agridrone.geo import LocalFrame, offset_deg
+from agridrone.types import AlertKind, Correction, CorrectionKind, GeoPoint, Obstacle
+
+from .helpers import HOME
+from .test_fieldmap import tiles
+
+S = 1_000_000_000
+FRAME = LocalFrame(*HOME)
+
+
+def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0):
+    lat, lon = offset_deg(HOME[0], HOME[1], north_m, east_m)
+    return Obstacle(track_id=track_id, label=label, lat_deg=lat, lon_deg=lon, east_m=east_m, north_m=north_m,
+                    radius_m=0.5, confidence=confidence, hits=5, first_seen_ns=0, last_seen_ns=t_ns,
+                    confirmed=confirmed)
+
+
+def test_one_alert_per_zone_and_growth_is_a_revision():
+    """A weed patch above the threshold is alerted once; seen again unchanged nothing new; grown by more than
+    the growth fraction it is updated under the same id with revision 2; a patch below the threshold is not
+    alerted until it grows past it."""
+    fm = FieldMap(FRAME, (0, 0, 80, 80), cell_m=1.0, min_cell_observations=1)
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, zone_growth_fraction=0.25,
+                                                 min_update_interval_s=0))
+    fm.add_many(tiles("weeds", 10, 10, 14, 14))           # 16 m2
+    fm.add_many(tiles("weeds", 50, 50, 52, 52))           # 4 m2: below the threshold
+    (a1,) = policy.on_zones(fm.zones(), 1 * S)
+    assert (a1.alert_id, a1.revision, a1.kind, a1.area_m2) == ("F7/weeds/weeds-1", 1, AlertKind.WEEDS, 16.0)
+    assert len(a1.polygon) == 5 and a1.polygon[0] == a1.polygon[-1]
+    assert policy.on_zones(fm.zones(), 2 * S) == []
+    fm.add_many(tiles("weeds", 14, 10, 16, 14))           # 24 m2: +50 %
+    (a2,) = policy.on_zones(fm.zones(), 3 * S)
+    assert (a2.alert_id, a2.revision, a2.area_m2) == (a1.alert_id, 2, 24.0)
+    fm.add_many(tiles("weeds", 16, 10, 17, 14, step=1))   # 28 m2: +17 %, below the growth fraction
+    assert policy.on_zones(fm.zones(), 4 * S) == []
+    fm.add_many(tiles("weeds", 50, 52, 54, 54))           # the small patch grows to 12 m2
+    (b1,) = policy.on_zones(fm.zones(), 5 * S)
+    assert b1.revision == 1 and b1.alert_id != a1.alert_id
+    (a3,) = policy.on_zones(fm.zones(), 6 * S, final=True)  # end of survey: the last small growth is sent too
+    assert (a3.alert_id, a3.revision, a3.area_m2) == (a1.alert_id, 3, 28.0)
+    assert policy.on_zones(fm.zones(), 7 * S, final=True) == []
+
+
+def test_merged_zones_keep_one_alert():
+    """Two alerted patches that grow together: the survivor's alert is updated, the swallowed one's alert says
+    where it went; no third alert."""
+    fm = FieldMap(FRAME, (0, 0, 80, 80), cell_m=1.0, min_cell_observations=1)
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0))
+    fm.add_many(tiles("weeds", 10, 10, 14, 14))
+    fm.add_many(tiles("weeds", 20, 10, 24, 14))
+    first = policy.on_zones(fm.zones(), 1 * S)
+    assert len(first) == 2
+    fm.add_many(tiles("weeds", 14, 10, 20, 14))
+    update = {a.alert_id: a for a in policy.on_zones(fm.zones(), 2 * S)}
+    assert set(update) == {a.alert_id for a in first}
+    survivor, swallowed = update["F7/weeds/weeds-1"], update["F7/weeds/weeds-2"]
+    assert survivor.revision == 2 and survivor.area_m2 == 56.0
+    assert swallowed.revision == 2 and swallowed.properties["merged_into"] == "F7/weeds/weeds-1"
+
+
+def test_objects_alerted_once_and_reidentified_tracks_deduplicated():
+    """A confirmed person in the field is alerted once even when the tracker loses it and gives it a new id
+    nearby; a second person standing elsewhere is a second alert; unconfirmed tracks, unknown labels and objects
+    outside the field are not alerted."""
+    boundary = [offset_deg(*HOME, n, e) for n, e in ((0, 0), (0, 100), (100, 100), (100, 0))]
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0), field_boundary_latlon=boundary)
+    (a,) = policy.on_obstacles([obstacle(1)], 1 * S)
+    assert (a.alert_id, a.kind, a.severity) == ("F7/person/track-1", AlertKind.PERSON, 4)
+    assert policy.on_obstacles([obstacle(1, north_m=21)], 2 * S) == []
+    assert policy.on_obstacles([obstacle(7, north_m=22)], 4 * S) == []          # same person, new track id
+    (b,) = policy.on_obstacles([obstacle(8, north_m=60, east_m=60)], 5 * S)     # another one
+    assert b.alert_id == "F7/person/track-8"
+    (c,) = policy.on_obstacles([obstacle(9, "cow", 40, 40)], 6 * S)
+    assert c.kind is AlertKind.ANIMAL
+    assert policy.on_obstacles([obstacle(10, confirmed=False, north_m=80, east_m=10),
+                                obstacle(11, "tree", 80, 80),
+                                obstacle(12, north_m=150, east_m=20)], 7 * S) == []
+
+
+def test_moving_object_updates_its_alert():
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_move_update_m=15))
+    (a,) = policy.on_obstacles([obstacle(3, "tractor")], 1 * S)
+    (a2,) = policy.on_obstacles([obstacle(3, "tractor", north_m=40)], 2 * S)
+    assert a2.alert_id == a.alert_id and a2.revision == 2 and a2.lat_deg > a.lat_deg
+
+
+def test_rate_limit_defers_but_never_drops():
+    """Twenty patches at once with a bucket of 3 and 6 per minute: three leave now, the rest one every 10 s;
+    all twenty eventually leave, each once."""
+    fm = FieldMap(FRAME, (0, 0, 200, 20), cell_m=1.0, min_cell_observations=1)
+    for k in range(20):
+        fm.add_many(tiles("weeds", 10 * k, 5, 10 * k + 4, 9))
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, rate_per_min=6, burst=3))
+    out = policy.on_zones(fm.zones(), 0)
+    assert len(out) == 3 and policy.pending == 17
+    assert policy.tick(5 * S) == []
+    emitted = list(out)
+    t = 10
+    while policy.pending and t < 1000:
+        got = policy.tick(t * S)
+        assert len(got) == 1
+        emitted += got
+        t += 10
+    assert t == 180 and policy.pending == 0
+    assert len({a.alert_id for a in emitted}) == len(emitted) == 20 and {a.revision for a in emitted} == {1}
+
+
+def test_updates_wait_for_the_minimum_interval():
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=30, object_move_update_m=5))
+    assert len(policy.on_obstacles([obstacle(3, "dog")], 0)) == 1
+    assert policy.on_obstacles([obstacle(3, "dog", north_m=40)], 10 * S) == []     # moved, but too soon
+    assert policy.on_obstacles([obstacle(3, "dog", north_m=41)], 20 * S) == []
+    (upd,) = policy.tick(30 * S)
+    assert upd.revision == 2
+
+
+def test_events_once_per_episode_and_stable_keys():
+    """Avoidance stops, a lost link and a lost camera are alerted once per episode; route-blocking obstacles
+    once each; keys are FLIGHT/KIND/REF, the same for the same flight whatever the process."""
+    for _ in range(2):  # two policies for the same flight give the same keys
+        p = AlertPolicy("F7")
+        hold = Correction(CorrectionKind.HOLD, reason="boxed in", obstacle_ids=(4,))
+        out = p.on_correction(hold, 0, *HOME, obstacles={4: obstacle(4, "tractor")})
+        assert sorted(a.alert_id for a in out) == ["F7/avoidance_stop/1", "F7/route_blocked/track-4"]
+        assert p.on_correction(hold, 1 * S, *HOME) == []
+        assert p.on_correction(Correction(CorrectionKind.RESUME), 2 * S, *HOME) == []
+        detour = Correction(CorrectionKind.DETOUR, waypoints=(GeoPoint(*HOME),), obstacle_ids=(4, 5))
+        assert [a.alert_id for a in p.on_correction(detour, 3 * S, *HOME)] == ["F7/route_blocked/track-5"]
+        (stop2,) = p.on_correction(hold, 4 * S, *HOME)
+        assert stop2.alert_id == "F7/avoidance_stop/2"
+        (lost,) = p.on_link(False, 5 * S, *HOME)
+        assert p.on_link(False, 6 * S, *HOME) == [] and p.on_link(True, 7 * S, *HOME) == []
+        (lost2,) = p.on_link(False, 8 * S, *HOME)
+        assert (lost.alert_id, lost2.alert_id, lost.severity) == ("F7/link_lost/1", "F7/link_lost/2", 2)
+        (cam,) = p.on_camera(False, 9 * S, *HOME)
+        assert cam.kind is AlertKind.CAMERA_LOST
+
+
+def test_config_from_mission_mapping():
+    cfg = AlertPolicyConfig.from_mapping({"weeds_min_area_m2": 5, "object_labels": {"llama": "animal"}})
+    assert cfg.weeds_min_area_m2 == 5 and cfg.object_labels["llama"] == "animal"
+    assert cfg.object_labels["person"] == "person"
+    with pytest.raises(ConfigError, match="unknown"):
+        AlertPolicyConfig.from_mapping({"weed_area": 5})
+    with pytest.raises(ConfigError, match="expected 0..1"):
+        AlertPolicyConfig.from_mapping({"min_object_confidence": 2})
+    with pytest.raises(ConfigError, match="person/animal/vehicle"):
+        AlertPolicyConfig.from_mapping({"object_labels": {"llama": "alpaca"}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["person", "cow", "car", "tree"]),
+                          st.floats(0, 90), st.floats(0, 90), st.booleans()), max_size=40),
+       st.integers(1, 4), st.floats(0.5, 30))
+def test_any_sequence_gives_consecutive_revisions_and_no_repeats(steps, burst, rate_per_min):
+    """Whatever the tracker reports, in whatever order: no (id, revision) is emitted twice, each id's revisions
+    are 1, 2, 3, ... in order, and nothing waits forever once time moves on."""
+    policy = AlertPolicy("P", AlertPolicyConfig(burst=burst, rate_per_min=rate_per_min, min_update_interval_s=1))
+    emitted = []
+    for i, (track, label, n, e, confirmed) in enumerate(steps):
+        emitted += policy.on_obstacles([obstacle(track, label, n, e, confirmed=confirmed)], i * S)
+    t = len(steps)
+    while policy.pending and t < 100_000:
+        t += 60
+        emitted += policy.tick(t * S)
+    assert policy.pending == 0
+    keys = [(a.alert_id, a.revision) for a in emitted]
+    assert len(keys) == len(set(keys))
+    by_id: dict[str, list[int]] = {}
+    for a in emitted:
+        by_id.setdefault(a.alert_id, []).append(a.revision)
+    assert all(revs == list(range(1, len(revs) + 1)) for revs in by_id.values())
