@@ -11,6 +11,7 @@ BENCHMARKS = {
     "mission": ("agridrone.mission.bench", "survey planning on a large concave field with many exclusion zones"),
     "perception": ("agridrone.perception.bench", "per-stage latency of detector + health classifier"),
     "loop": ("agridrone.pipeline_bench", "the real-time flight loop from a recorded video"),
+    "sim": ("agridrone.sim.bench", "simulated seconds per wall second of the built-in simulator with clients"),
 }
 
 
