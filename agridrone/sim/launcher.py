@@ -20,27 +20,28 @@ from agridrone.errors import ConfigError, LinkError
 _KNOWN_EXTRA = {"startup_timeout_s", "physics_hz", "wait_client"}
 
 
-class SimHandle:
-    """A running simulator process; ``stop()`` is idempotent."""
+class ProcessHandle:
+    """A flight-controller process we started (built-in simulator or real SITL); ``stop()`` is idempotent."""
 
-    def __init__(self, proc: subprocess.Popen, url: str, stderr_path: Path) -> None:
+    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path, *, keep_log: bool = False) -> None:
         self.proc = proc
         self.url = url
-        self.stderr_path = stderr_path
+        self.log_path = log_path
+        self.keep_log = keep_log
 
     @property
     def running(self) -> bool:
         return self.proc.poll() is None
 
-    def stderr_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 15) -> str:
         try:
-            text = self.stderr_path.read_text(errors="replace")
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
         return " | ".join(text.strip().splitlines()[-lines:])
 
     def pause(self) -> None:
-        """Freeze the simulator (SIGSTOP): its heartbeats stop, as on a lost link. POSIX only."""
+        """Freeze the process (SIGSTOP): its heartbeats stop, as on a lost link. POSIX only."""
         if self.running:
             self.proc.send_signal(signal.SIGSTOP)
 
@@ -58,16 +59,28 @@ class SimHandle:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout_s)
-        try:
-            self.stderr_path.unlink()
-        except OSError:
-            pass
+        if not self.keep_log:
+            try:
+                self.log_path.unlink()
+            except OSError:
+                pass
 
-    def __enter__(self) -> "SimHandle":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class SimHandle(ProcessHandle):
+    """The built-in simulator's process; its stderr is the log (deleted on stop)."""
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_path
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        return self.log_tail(lines)
 
 
 def _wait_listening(handle: SimHandle, port: int, timeout_s: float) -> None:

@@ -31,46 +31,19 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from agridrone.errors import ConfigError, LinkError
+from agridrone.sim.launcher import ProcessHandle
 
 BASE_PORT = 5760
 _KNOWN_EXTRA = {"boot_s", "wind", "startup_timeout_s", "model", "base_defaults", "heading_deg"}
 
 
-class SitlHandle:
-    """A running ``arducopter`` process; ``stop()`` is idempotent."""
+class SitlHandle(ProcessHandle):
+    """A running ``arducopter`` process; its log stays in ``workdir``."""
 
     def __init__(self, proc: subprocess.Popen, url: str, instance: int, workdir: Path, log_path: Path) -> None:
-        self.proc = proc
-        self.url = url
+        super().__init__(proc, url, log_path, keep_log=True)
         self.instance = instance
         self.workdir = workdir
-        self.log_path = log_path
-
-    @property
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, lines: int = 12) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout_s)
-
-    def __enter__(self) -> "SitlHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def copter_defaults_for(binary: Path) -> Path | None:
