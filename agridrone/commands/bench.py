@@ -23,7 +23,7 @@ def register(sub) -> None:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name != module_name:
+            if not err.name or not module_name.startswith(err.name):
                 raise
             bp.set_defaults(func=_missing(name))
             continue
