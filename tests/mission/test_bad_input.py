@@ -9,7 +9,7 @@ import pytest
 from agridrone.errors import MissionError
 from agridrone.mission.loader import load_mission, read_mission
 from agridrone.mission.survey import plan_survey
-from helpers import BASE, ZONE, write
+from mission_helpers import BASE, ZONE, write
 
 
 def first_error(tmp_path, text):

@@ -12,7 +12,7 @@ from agridrone.cli import main
 from agridrone.mission import schema
 from agridrone.mission.bench import generated_mission
 from agridrone.mission.survey import plan_survey
-from helpers import BASE, write
+from mission_helpers import BASE, write
 
 REPO = Path(__file__).resolve().parents[2]
 

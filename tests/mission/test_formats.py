@@ -16,7 +16,7 @@ from agridrone.mission.formats import geojson, kml, qgcplan, waypoints
 from agridrone.mission.loader import load_mission
 from agridrone.mission.survey import plan_survey
 from agridrone.types import MissionType
-from helpers import BASE, write
+from mission_helpers import BASE, write
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from shapely.geometry import LineString, Point
 from agridrone.mission import geometry as g
 from agridrone.mission.loader import load_mission
 from agridrone.mission.survey import plan_survey
-from helpers import BASE, ZONE, write
+from mission_helpers import BASE, ZONE, write
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "missions").glob("*.yaml"))
