@@ -496,7 +496,7 @@ class AvoidancePlanner:
             along = [(sg.bx, sg.by) for sg in segs if sg.s0 + sg.length < s_dep] + [(dx_, dy_)]
             if free_outer.covers(LineString([start] + along)):
                 prefix, start = along, (dx_, dy_)
-        barriers = {side: self._barrier(segs, kos, members, side) for side in _SIDES}
+        barriers = {side: self._barrier(segs, kos, members, side, (s_in, s_out)) for side in _SIDES}
         ids = sorted({kos[i].track_id for i in members})
         kept = next((self._sides[i] for i in ids if i in self._sides), None)
         paths = {}
@@ -523,14 +523,19 @@ class AvoidancePlanner:
             return "internal check failed: detour leaves the free region"
         return path, side, gseg.end_seq, gseg.alt_m
 
-    def _barrier(self, segs, kos, members, side):
-        """Rays from each blocking obstacle's chord on the route towards ``side``'s opposite."""
+    def _barrier(self, segs, kos, members, side, group_span=None):
+        """Rays from each blocking obstacle's chord on the route towards ``side``'s opposite.
+
+        Only chords within the group's stretch of route (``group_span``) count: after a turn the route may
+        cross the same keep-out again, and rays from that later pass would block both sides of this one."""
         rays = []
         for ki in members:
             k = kos[ki]
             for seg in segs:
                 span = _circle_span(seg, k.east_m, k.north_m, k.poly_radius_m)
                 if span is None:
+                    continue
+                if group_span is not None and (span[1] < group_span[0] - 1e-6 or span[0] > group_span[1] + 1e-6):
                     continue
                 mx, my, _ = _point_at(segs, (span[0] + span[1]) / 2.0)
                 ux, uy = (seg.bx - seg.ax) / seg.length, (seg.by - seg.ay) / seg.length

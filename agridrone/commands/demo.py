@@ -1,47 +1,47 @@
-"""``agridrone demo``: the embedded default — the built-in simulator flying the first example mission.
+"""``agridrone demo``: the embedded default, everything at once on this computer.
 
-It starts the simulated copter, plans and uploads the survey (mission, fence, rally), takes off,
-flies the survey in AUTO at a speed-up, prints live progress, and ends with a summary and the
-path of its output folder (summary.json, the flown track as GeoJSON, the plan as a QGC .plan).
+The built-in simulator flies the first example mission (missions/cereal-rectangle.yaml) at a speed-up;
+the simulated camera renders its world (sitl/worlds/rectangular-cereal.yaml: trees on the survey lines,
+a person and a tractor at the gate, a deer, a pole, stressed and weedy patches) from the vehicle's
+pose; the shipped models (models/detector.tflite, models/health.tflite) look at every frame; the
+tracker, the avoidance planner and the commander steer round what is in the way. Live progress
+(position, current line, detections, corrections) while it flies; a short summary and the path of the
+output folder (summary.json, track.geojson, detections.jsonl, events.jsonl, plan.plan) at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
-import os
 import socket
-import sys
 from pathlib import Path
 
-DEFAULT_MISSION = "cereal-rectangle.yaml"
+DEFAULT_WORLD = "rectangular-cereal.yaml"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="fly the demo survey on the built-in simulator (the embedded default)")
-    p.add_argument("--mission", type=Path, default=None,
-                   help=f"mission file (default: missions/{DEFAULT_MISSION} of this project)")
-    p.add_argument("--speedup", type=float, default=30.0, help="simulated seconds per wall second (default 30)")
-    p.add_argument("--connect", default=None,
-                   help="fly on this vehicle URL instead of starting the built-in simulator (e.g. a SITL at tcp:127.0.0.1:5760)")
+    p = sub.add_parser("demo", help="fly the demo survey with avoidance on the built-in simulator (the embedded default)")
+    p.add_argument("--world", type=Path, default=None,
+                   help=f"world file (default: sitl/worlds/{DEFAULT_WORLD}); its mission is flown")
+    p.add_argument("--speedup", type=float, default=20.0,
+                   help="simulated seconds per wall second (default 20: about one camera frame per simulated "
+                        "second at 20 frames/s)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default flights/demo-<time>)")
-    p.add_argument("--timeout", type=float, default=600.0, help="wall-clock limit for the whole flight, s")
+    p.add_argument("--config", type=Path, default=None, help="TOML configuration (default: the documented defaults)")
+    p.add_argument("--mqtt", default=None, metavar="URL", help="MQTT broker for farmer alerts")
+    p.add_argument("--timeout", type=float, default=900.0, help="wall-clock limit for the whole flight, s")
     p.set_defaults(func=run)
 
 
-def default_mission_path() -> Path:
-    import agridrone
+def default_world_path() -> Path:
+    from agridrone.errors import ConfigError
+    from agridrone.pipeline_run import project_root
 
-    candidates = [Path(agridrone.__file__).resolve().parents[1] / "missions" / DEFAULT_MISSION,
-                  Path.cwd() / "missions" / DEFAULT_MISSION]
+    candidates = [project_root() / "sitl" / "worlds" / DEFAULT_WORLD, Path.cwd() / "sitl" / "worlds" / DEFAULT_WORLD]
     for path in candidates:
         if path.is_file():
             return path
-    from agridrone.errors import ConfigError
-
-    raise ConfigError(f"demo: expected the example mission at {candidates[0]}, got no such file "
-                      f"(pass --mission FILE)")
+    raise ConfigError(f"demo: expected the example world at {candidates[0]}, got no such file (pass --world FILE)")
 
 
 def _free_port() -> int:
@@ -51,93 +51,58 @@ def _free_port() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agridrone.autoflight import fly_auto, prepare
+    from agridrone.commands.fly import print_summary
+    from agridrone.config import load_config
+    from agridrone.errors import ConfigError
     from agridrone.mission.compile import compile_mission
     from agridrone.mission.formats.export import export
     from agridrone.mission.loader import load_mission
+    from agridrone.pipeline_run import FlightOptions, load_models, run_flight
+    from agridrone.sim.launcher import launch_builtin
+    from agridrone.sim.world import load_world
     from agridrone.vehicle import connect
 
-    mission_path = args.mission or default_mission_path()
-    mission = load_mission(mission_path)
+    if not args.speedup > 0:
+        raise ConfigError(f"--speedup: expected a number > 0, got {args.speedup}")
+    config = load_config(args.config)
+    if args.mqtt:
+        from agridrone.alerts.mqtt import parse_mqtt_url
+
+        parse_mqtt_url(args.mqtt)  # a wrong URL stops here, in one line, before anything flies
+    world_path = (args.world or default_world_path()).resolve()
+    world = load_world(world_path)
+    mission = load_mission(world.mission_path)
     compiled = compile_mission(mission)
-    plan = compiled.plan
+    models = load_models(config)  # before anything starts: a missing model is one line, not a half-started flight
     out = args.out or Path("flights") / f"demo-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     export(compiled, out / "plan.plan")
-    say = _printer()
-    say(f"mission {mission_path.name}: {mission.name}; {_plan_line(plan)}")
-
-    handle = None
-    url = args.connect
-    speedup = 1.0
-    if url is None:
-        from agridrone.sim.launcher import launch_builtin
-
-        speedup = args.speedup
-        home = (mission.home_lat_deg, mission.home_lon_deg, mission.home_ground_alt_amsl_m)
-        handle = launch_builtin(_free_port(), home=home, speedup=speedup)
-        url = handle.url
-        say(f"built-in simulator at {url}, home {home[0]:.6f},{home[1]:.6f}, speed-up x{speedup:g}")
-    try:
-        with connect(url, timeout_s=15.0) as vehicle:
+    say = _say
+    s = compiled.plan.summary()
+    say(f"mission {world.mission_path.name}: {mission.name}; {s['lines']} lines, {s['path_length_m'] / 1000:.2f} km, "
+        f"~{s['flight_time_s'] / 60:.1f} min of flight; world {world.name}: {len(world.obstacles)} obstacles, "
+        f"{len(world.patches)} crop-health patches")
+    speedup = float(args.speedup)
+    home = (mission.home_lat_deg, mission.home_lon_deg, mission.home_ground_alt_amsl_m)
+    with launch_builtin(_free_port(), home=home, speedup=speedup) as sim:
+        say(f"built-in simulator at {sim.url}, speed-up x{speedup:g}; camera sim://{world_path.name} "
+            f"{config.capture.width_px}x{config.capture.height_px}")
+        with connect(sim.url, timeout_s=15.0) as vehicle:
             vehicle.request_streams()
             say("waiting for the vehicle to be ready (EKF, GPS, home)...")
-            vehicle.wait_ready(timeout_s=max(10.0, 90.0 / speedup + 5.0))
-            prepare(vehicle, compiled)
-            say(f"uploaded {len(compiled.items)} mission items, {len(compiled.fence)} fence items, "
-                f"{len(compiled.rally)} rally points; fence enabled")
-            n_items = len(compiled.items) - 1
-
-            def progress(st) -> None:
-                p = st.pose
-                if p is None:
-                    return
-                say(f"  {st.mode:<7} item {st.mission_seq or 0:>3}/{n_items}  {p.lat_deg:.6f},{p.lon_deg:.6f}  "
-                    f"alt {p.alt_rel_home_m:5.1f} m  {p.ground_speed_m_s:4.1f} m/s  battery "
-                    f"{'?' if st.battery_pct is None else f'{st.battery_pct:.0f}%'}")
-
-            report = fly_auto(vehicle, compiled, wall_timeout_s=args.timeout, on_progress=progress,
-                              progress_every_s=max(0.5, 20.0 / speedup), speedup=speedup,
-                              climb_timeout_s=max(10.0, 120.0 / speedup))
-    finally:
-        if handle is not None:
-            handle.stop()
-    _write_outputs(out, mission_path, compiled, report)
-    verdict = "completed" if report.completed and not report.fence_breaches else "NOT completed"
-    say(f"mission {verdict}: {report.distance_m / 1000:.2f} km in {report.duration_s / 60:.1f} min of flight "
-        f"({report.wall_s:.0f} s wall), {len(report.items_reached)} waypoints reached, "
-        f"{report.fence_breaches} fence breaches")
-    say(f"output: {out.resolve()}")
-    return 0 if verdict == "completed" else 1
+            vehicle.wait_ready(timeout_s=max(10.0, 90.0 / speedup + 10.0))
+            opts = FlightOptions(camera=f"sim://{world_path}", out_dir=out, time_scale=speedup, start=True,
+                                 wall_timeout_s=args.timeout, end_on_hold_s=60.0,
+                                 climb_timeout_s=max(10.0, 120.0 / speedup + 10.0), say=say, alerts=True,
+                                 mqtt_url=args.mqtt,
+                                 models=models)
+            result = run_flight(vehicle, compiled, config, opts)
+    for ev in result.events:
+        if ev.kind in ("detour", "hold", "resume", "pilot_takeover", "camera_lost", "link_lost", "fence_breach"):
+            say(f"  event {ev.kind}: {ev.text}")
+    print_summary(result, say)
+    return 0 if result.completed else 1
 
 
-def _plan_line(plan) -> str:
-    s = plan.summary()
-    return (f"{s['lines']} lines at {s['line_angle_deg']} deg, {s['line_spacing_m']} m apart, "
-            f"{s['path_length_m'] / 1000:.2f} km, ~{s['flight_time_s'] / 60:.1f} min, "
-            f"{s['area_covered_ha']} of {s['field_area_ha']} ha, GSD {s['gsd_cm_px']} cm/px")
-
-
-def _write_outputs(out: Path, mission_path: Path, compiled, report) -> None:
-    track = {"type": "FeatureCollection", "features": [{
-        "type": "Feature", "properties": {"name": "flown track", "mission": str(mission_path)},
-        "geometry": {"type": "LineString", "coordinates": [[lon, lat, alt] for lat, lon, alt in report.track]}}]}
-    _atomic_write(out / "track.geojson", json.dumps(track))
-    summary = {"mission": str(mission_path), "completed": report.completed, "distance_m": round(report.distance_m, 1),
-               "flight_s": round(report.duration_s, 1), "wall_s": round(report.wall_s, 1),
-               "waypoints_reached": list(report.items_reached), "fence_breaches": report.fence_breaches,
-               "max_alt_rel_m": round(report.max_alt_rel_m, 1), "statustexts": list(report.statustexts)}
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _printer():
-    def say(line: str) -> None:
-        print(line, flush=True)
-
-    return say
+def _say(line: str) -> None:
+    print(line, flush=True)

@@ -378,3 +378,14 @@ def test_closed_loop_random_worlds_keep_margins_fence_and_every_waypoint(seed):
     assert all(field.covers(Point(p)) for p in path)
     flown = LineString(path)
     assert all(flown.distance(Point(w.east_m, w.north_m)) <= CFG.reached_m for w in rt)
+
+
+def test_a_keep_out_the_route_crosses_again_after_a_u_turn_does_not_block_both_sides():
+    """A person between two survey lines (4 m from each): the route crosses their keep-out on this line and
+    again, after the U-turn, on the next one. The detour on this line goes round; rays from the later
+    crossing must not bar either side of this one (regression: they did, and the planner held)."""
+    r = route((0.0, 0.0), (0.0, 200.0), (8.0, 200.0), (8.0, 0.0))
+    region = box(-100, -50, 100, 250)
+    p = AvoidancePlanner(r, region, FRAME, CFG)
+    c = p.update([ob(1, e=4.0, n=60.0, r=0.4, label="person", h=1.8)], VehicleState(0.0, 40.0, 2), 0)
+    assert c is not None and c.kind is CorrectionKind.DETOUR, c

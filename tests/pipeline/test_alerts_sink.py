@@ -1,0 +1,55 @@
+"""The loop's alert sink: loop results become committed, delivered alerts (issue 7's pieces plugged in)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from agridrone.config import AppConfig
+from agridrone.mission.compile import compile_mission
+from agridrone.mission.loader import load_mission
+from agridrone.pipeline import FrameResult
+from agridrone.pipeline_alerts import AlertsSink
+from agridrone.pipeline_commander import LoopEvent
+from agridrone.pipeline_run import flight_context
+from agridrone.types import Correction, CorrectionKind, Detections, Frame, Obstacle
+
+from pipeline_fakes import pose_at
+
+MISSION = Path(__file__).resolve().parents[2] / "missions" / "cereal-rectangle.yaml"
+
+
+class TextVehicle:
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, int]] = []
+
+    def send_statustext(self, text: str, severity: int = 6) -> None:
+        self.texts.append((text, severity))
+
+
+def test_a_person_in_the_field_and_an_avoidance_stop_reach_the_ground_station_once(tmp_path):
+    """A confirmed person inside the field, seen on 5 frames, gives one person alert; a HOLD gives one
+    avoidance-stop alert; both are committed to the outbox in the flight folder and sent as STATUSTEXT;
+    a lost link is alerted too; the health map is written at the end."""
+    compiled = compile_mission(load_mission(MISSION))
+    ctx = flight_context(compiled, AppConfig())
+    vehicle = TextVehicle()
+    sink = AlertsSink(tmp_path, compiled, vehicle, ctx.camera_factory, flight_id="t1")
+    frame_enu = compiled.plan.frame
+    lat, lon, _ = frame_enu.to_geo(200.0, 100.0, 0.0)  # inside the field
+    person = Obstacle(4, "person", float(lat), float(lon), 200.0, 100.0, 0.5, 0.9, 6, 0, 0, confirmed=True)
+    img = np.zeros((48, 64, 3), np.uint8)
+    hold = Correction(CorrectionKind.HOLD, reason="no way around obstacle(s) [4]", obstacle_ids=(4,))
+    for i in range(5):
+        ts = (i + 1) * 1_000_000_000
+        sink.on_frame(FrameResult(ts, Frame(ts, img), pose_at(float(lat), float(lon), ts), Detections.empty((64, 48)),
+                                  (), (), (person,), hold if i == 3 else None))
+    sink.on_event(LoopEvent("link_lost", 6_000_000_000, "link lost"))
+    sink.close()
+    rows = sqlite3.connect(tmp_path / "outbox.sqlite").execute("SELECT kind FROM alerts").fetchall()
+    kinds = sorted(k for (k,) in rows)
+    assert kinds.count("person") == 1 and kinds.count("avoidance_stop") == 1 and kinds.count("link_lost") == 1, kinds
+    assert len(vehicle.texts) == len(rows)
+    assert (tmp_path / "healthmap.geojson").is_file()

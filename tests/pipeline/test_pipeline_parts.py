@@ -1,0 +1,166 @@
+"""The loop's parts alone: pose history at frame time, projection wiring, static memory, config file."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from agridrone.config import AppConfig, default_config_path, load_config
+from agridrone.errors import ConfigError
+from agridrone.geo import CameraModel, CameraMount, LocalFrame, Projector, offset_deg
+from agridrone.pipeline_parts import ObstacleMemory, PoseHistory, TimeScale, project_detections
+from agridrone.types import Detections, Obstacle
+
+from pipeline_fakes import pose_at
+
+LAT, LON = 52.0712, 11.3551
+
+
+def test_pose_history_interpolates_between_poses_and_dead_reckons_past_the_newest():
+    """A frame between two telemetry poses gets the pose in between; past the newest one, the newest
+    moved along its velocity (bounded); too far from any pose: None (the frame is skipped)."""
+    h = PoseHistory(history_ns=5_000_000_000, max_extrapolation_ns=500_000_000)
+    lat1, lon1 = offset_deg(LAT, LON, 0.0, 10.0)
+    h.add(pose_at(LAT, LON, 1_000_000_000, ve=10.0))
+    h.add(pose_at(lat1, lon1, 2_000_000_000, ve=10.0))
+    frame = LocalFrame(LAT, LON)
+    mid = h.at(1_500_000_000)
+    e, n, _ = frame.to_enu(mid.lat_deg, mid.lon_deg)
+    assert e == pytest.approx(5.0, abs=0.01) and n == pytest.approx(0.0, abs=0.01)
+    ahead = h.at(2_300_000_000)
+    e, _, _ = frame.to_enu(ahead.lat_deg, ahead.lon_deg)
+    assert e == pytest.approx(13.0, abs=0.01)
+    assert h.at(2_600_000_000) is None
+    assert h.at(100_000_000) is None
+    assert not h.add(pose_at(LAT, LON, 1_500_000_000))  # older than the newest: ignored
+    assert h.out_of_order == 1
+
+
+def test_time_scale_maps_wall_to_vehicle_time():
+    ts = TimeScale(20.0, origin_ns=1_000)
+    assert ts.to_vehicle(1_000) == 1_000
+    assert ts.to_vehicle(1_000 + 50_000_000) == 1_000 + 1_000_000_000
+    assert ts.wall_s(2.0) == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        TimeScale(0.0)
+
+
+def _projector() -> Projector:
+    return Projector(CameraModel(640, 480, 500.0, 500.0, 320.0, 240.0), CameraMount(pitch_deg=-90.0))
+
+
+def test_detections_are_projected_with_the_pose_at_the_frame_time():
+    """A tractor standing 20 m north of where the vehicle was when the frame was taken is put there, using the
+    pose interpolated at the frame's time: with the vehicle's newest pose instead it would be 8 m off."""
+    proj = _projector()
+    frame = LocalFrame(LAT, LON)
+    h = PoseHistory(5_000_000_000, 500_000_000)
+    lat_b, lon_b = offset_deg(LAT, LON, 16.0, 0.0)
+    h.add(pose_at(LAT, LON, 0, vn=16.0))
+    h.add(pose_at(lat_b, lon_b, 1_000_000_000, vn=16.0))
+    t_frame = 500_000_000                        # the vehicle was 8 m north of the origin then
+    pose = h.at(t_frame)
+    lat, lon = offset_deg(LAT, LON, 20.0, 0.0)
+    u, v = proj.ground_to_pixel(pose, lat, lon)
+    dets = Detections(np.array([[u - 4, v - 4, u + 4, v + 4]]), np.array([3]), np.array([0.9]), ("vehicle",),
+                      (640, 480))
+    ground = project_detections(dets, pose, proj, frame, t_frame)
+    assert len(ground) == 1 and ground[0].label == "vehicle" and ground[0].ts_ns == t_frame
+    assert math.hypot(ground[0].east_m - 0.0, ground[0].north_m - 20.0) < 0.3
+    assert 0.0 < ground[0].radius_m < 1.0
+    stale = project_detections(dets, h.latest(), proj, frame, t_frame)
+    assert abs(stale[0].north_m - 20.0) > 7.0
+
+
+def test_a_box_whose_near_side_is_cut_by_the_image_border_is_left_out():
+    """Looking 45 degrees down, a box cut by the bottom border (the side nearest the vehicle, where the
+    object's foot would be) is left out; the same box clear of the border is kept."""
+    proj = Projector(CameraModel(640, 480, 500.0, 500.0, 320.0, 240.0), CameraMount(pitch_deg=-45.0))
+    dets = Detections(np.array([[300, 440, 340, 480], [300, 400, 340, 440]]), np.array([0, 0]), np.array([0.8, 0.8]),
+                      ("tree", "tree"), (640, 480))
+    ground = project_detections(dets, pose_at(LAT, LON), proj, LocalFrame(LAT, LON), 0)
+    assert len(ground) == 1 and 20.0 < ground[0].north_m < 60.0  # 45 degrees down from 60 m: ahead, not below
+
+
+def test_a_detection_in_the_sky_is_not_projected():
+    proj = Projector(CameraModel(640, 480, 500.0, 500.0, 320.0, 240.0), CameraMount(pitch_deg=0.0))  # looking ahead
+    dets = Detections(np.array([[300, 10, 340, 40]]), np.array([0]), np.array([0.8]), ("tree",), (640, 480))
+    assert project_detections(dets, pose_at(LAT, LON), proj, LocalFrame(LAT, LON), 0) == []
+
+
+def _obstacle(tid: int, label: str, e: float, confirmed: bool = True) -> Obstacle:
+    return Obstacle(tid, label, LAT, LON, e, 0.0, 2.0, 0.9, 5, 0, 0, confirmed=confirmed)
+
+
+def test_static_obstacles_are_remembered_after_the_tracker_drops_them_moving_ones_are_not():
+    """A tree is remembered 10 s, a person who stood still 2 s, a walking person not at all."""
+    mem = ObstacleMemory(("tree", "pole"), memory_ns=10_000_000_000, still_memory_ns=2_000_000_000)
+    walker = Obstacle(3, "person", LAT, LON, 60.0, 0.0, 0.4, 0.9, 5, 0, 0, confirmed=True, moving=True, ve_m_s=1.4)
+    out = mem.update([_obstacle(1, "tree", 0.0), _obstacle(2, "person", 30.0), walker], 0)
+    assert {o.track_id for o in out} == {1, 2, 3}
+    out = mem.update([], 1_000_000_000)
+    assert [o.track_id for o in out] == [1, 2]
+    out = mem.update([], 2_500_000_000)
+    assert [o.track_id for o in out] == [1]
+    out = mem.update([_obstacle(7, "tree", 0.5)], 3_000_000_000)  # the same tree seen again: a new track replaces it
+    assert [o.track_id for o in out] == [7]
+    out = mem.update([], 13_500_000_000)  # remembered for 10 s after it was last reported
+    assert out == ()
+
+
+def test_the_documented_default_file_matches_the_built_in_defaults():
+    loaded = load_config(default_config_path())
+    defaults = AppConfig()
+    for name in ("capture", "perception", "pose", "tracking", "planning", "commander", "safety", "loop"):
+        assert getattr(loaded, name) == getattr(defaults, name), name
+
+
+def test_config_overrides_and_bad_input(tmp_path):
+    good = tmp_path / "a.toml"
+    good.write_text('[commander]\nhold_mode = "LOITER"\n[tracking]\nconfirm_hits = 2\n[planning]\nmargins_m = {tree = 7}\n')
+    cfg = load_config(good)
+    assert cfg.commander.hold_mode == "LOITER" and cfg.tracking.confirm_hits == 2 and cfg.planning.margins_m["tree"] == 7.0
+    assert cfg.capture == AppConfig().capture
+    cases = {"[nope]\nx = 1\n": "unknown table [nope]", "[commander]\nspeed = 1\n": "unknown key 'speed'",
+             "[commander]\ntarget_rate_hz = \"fast\"\n": "expected a number", "[commander]\ntarget_rate_hz = 1.0\n":
+             "expected >= 2 Hz", "[commander\n": "expected valid TOML", "[tracking]\nconfirm_hits = 0\n": "confirm_hits"}
+    for text, needle in cases.items():
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_config(bad)
+        assert needle in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_obstacles_at_the_take_off_site_count_once_the_vehicle_is_out_of_their_keep_out():
+    """A person 7 m from home (keep-out 15 m): ignored while the vehicle is still within 15 m of them after
+    take-off, planned around from the moment the vehicle is out; a tree away from home always counts."""
+    from agridrone.pipeline_parts import outside_takeoff_site
+
+    person = Obstacle(1, "person", LAT, LON, 6.0, 4.0, 0.4, 0.9, 5, 0, 0, confirmed=True)
+    tree = Obstacle(2, "tree", LAT, LON, 100.0, 0.0, 4.0, 0.9, 5, 0, 0, confirmed=True)
+    margins = {"person": 15.0, "tree": 5.0}
+    near = outside_takeoff_site([person, tree], (0.0, 0.0), (0.0, 0.0), margins)
+    assert [o.track_id for o in near] == [2]
+    away = outside_takeoff_site([person, tree], (30.0, 0.0), (0.0, 0.0), margins)
+    assert [o.track_id for o in away] == [1, 2]
+    tree_at_vehicle = outside_takeoff_site([tree], (98.0, 0.0), (0.0, 0.0), margins)
+    assert [o.track_id for o in tree_at_vehicle] == [2]  # not at home: the planner handles it (escape, hold)
+
+
+def test_obstacles_inside_an_exclusion_zone_are_left_to_the_zone():
+    """A hut inside the mission's exclusion zone (which the route already keeps clear with the zone's buffer)
+    is not planned around again; a tree outside the zone is."""
+    from shapely.geometry import Point
+
+    from agridrone.pipeline_parts import outside_zones
+
+    zone = Point(100.0, 200.0).buffer(14.0)
+    hut = Obstacle(1, "building", LAT, LON, 101.0, 199.0, 5.0, 0.9, 5, 0, 0, confirmed=True)
+    tree = Obstacle(2, "tree", LAT, LON, 150.0, 200.0, 4.0, 0.9, 5, 0, 0, confirmed=True)
+    assert [o.track_id for o in outside_zones([hut, tree], zone)] == [2]
+    assert [o.track_id for o in outside_zones([hut, tree], None)] == [1, 2]
