@@ -12,7 +12,8 @@ import yaml
 
 from agridrone.mission import schema
 from agridrone.mission.model import Alerts, Camera, Mission, Zone
-from agridrone.mission.yamlnodes import Loc, MissionFileError, MissionWarning, Reader, describe
+from agridrone.mission.yamlnodes import (Loc, MissionFileError, MissionWarning, Reader, describe,
+                                         read_located_text)
 
 
 def load_mission(path: str | Path) -> Mission:
@@ -25,14 +26,10 @@ def load_mission(path: str | Path) -> Mission:
 
 def read_mission(path: str | Path) -> tuple[Mission | None, list[MissionFileError], list[MissionWarning]]:
     path = Path(path)
-    label = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [MissionFileError(Loc(label), "", "file not found")], []
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [MissionFileError(Loc(label), "", f"cannot read the file: expected UTF-8 text ({err})")], []
-    return parse_mission(text, label, path.parent)
+    text, errors = read_located_text(path)
+    if text is None:
+        return None, errors, []
+    return parse_mission(text, str(path), path.parent)
 
 
 def parse_mission(text: str, label: str, base_dir: Path | None = None):

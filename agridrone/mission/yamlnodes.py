@@ -213,3 +213,14 @@ class Reader:
             self.error(node.value[1], path, f"longitude {lon:g} is out of range -180..180")
             return None
         return lat, lon
+
+
+def read_located_text(path: Path) -> tuple[str | None, list[MissionFileError]]:
+    """The file's UTF-8 text, or None and one located error saying why it could not be read."""
+    label = str(path)
+    try:
+        return path.read_text(encoding="utf-8"), []
+    except FileNotFoundError:
+        return None, [MissionFileError(Loc(label), "", "file not found")]
+    except (OSError, UnicodeDecodeError) as err:
+        return None, [MissionFileError(Loc(label), "", f"cannot read the file: expected UTF-8 text ({err})")]

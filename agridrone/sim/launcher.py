@@ -65,6 +65,29 @@ class ProcessHandle:
             except OSError:
                 pass
 
+    def wait_listening(self, port: int, timeout_s: float, name: str, *, ready_text: str | None = None,
+                       poll_s: float = 0.05) -> None:
+        """Wait until tcp:127.0.0.1:PORT accepts; LinkError with the log's tail if the process dies or never
+        listens. With ``ready_text``, the process's own log must say it first (so that a port someone else
+        holds is not mistaken for ours)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if not self.running:
+                raise LinkError(f"{name} exited with code {self.proc.returncode} before listening on port {port}: "
+                                f"{self.log_tail() or 'no output'}")
+            if ready_text is None or ready_text in self.log_tail(50):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        return
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                tail = self.log_tail()
+                self.stop()
+                raise LinkError(f"{name} did not listen on tcp:127.0.0.1:{port} within {timeout_s:g} s: "
+                                f"{tail or 'no output'}")
+            time.sleep(poll_s)
+
     def __enter__(self):
         return self
 
@@ -81,26 +104,6 @@ class SimHandle(ProcessHandle):
 
     def stderr_tail(self, lines: int = 15) -> str:
         return self.log_tail(lines)
-
-
-def _wait_listening(handle: SimHandle, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not handle.running:
-            raise LinkError(f"simulator exited with code {handle.proc.returncode} before listening on port {port}: "
-                            f"{handle.stderr_tail() or 'no output'}")
-        if "listening on" in handle.stderr_tail(50):  # our process says so: the port is not someone else's
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return
-            except OSError:
-                pass
-        if time.monotonic() > deadline:
-            tail = handle.stderr_tail()
-            handle.stop()
-            raise LinkError(f"simulator did not listen on tcp:127.0.0.1:{port} within {timeout_s:g} s: "
-                            f"{tail or 'no output'}")
-        time.sleep(0.05)
 
 
 def launch_builtin(port: int, *, home=(-35.363261, 149.165230, 584.0), speedup: float = 10.0,
@@ -132,5 +135,6 @@ def launch_builtin(port: int, *, home=(-35.363261, 149.165230, 584.0), speedup: 
     with os.fdopen(fd, "wb") as stderr_file:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_file)
     handle = SimHandle(proc, f"tcp:127.0.0.1:{int(port)}", Path(stderr_name))
-    _wait_listening(handle, int(port), float(extra.get("startup_timeout_s", 20.0)))
+    handle.wait_listening(int(port), float(extra.get("startup_timeout_s", 20.0)), "simulator",
+                          ready_text="listening on")
     return handle

@@ -84,24 +84,6 @@ def _wind_parm(workdir: Path, wind: Sequence[float]) -> Path:
     return path
 
 
-def _wait_port(handle: SitlHandle, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not handle.running:
-            raise LinkError(f"SITL exited with code {handle.proc.returncode} before listening on port {port}: "
-                            f"{handle.log_tail() or 'no output'}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            tail = handle.log_tail()
-            handle.stop()
-            raise LinkError(f"SITL did not listen on tcp:127.0.0.1:{port} within {timeout_s:g} s: {tail or 'no output'}")
-        time.sleep(0.1)
-
-
 def _setup_signing(url: str, key_path, timeout_s: float) -> None:
     """Store the key on the vehicle with SETUP_SIGNING (there is no answer to it; signed traffic follows)."""
     from agridrone.vehicle.link import Link
@@ -175,12 +157,12 @@ def launch_sitl(binary: str | os.PathLike, *, workdir: str | os.PathLike, home: 
         proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     handle = SitlHandle(proc, f"tcp:127.0.0.1:{port}", n, workdir, log_path)
     timeout_s = float(extra.get("startup_timeout_s", 30.0))
-    _wait_port(handle, port, timeout_s)
+    handle.wait_listening(port, timeout_s, "SITL", poll_s=0.1)
     if signing_key_path is not None:
         try:
             _setup_signing(handle.url, signing_key_path, timeout_s)
             handle.url = f"tcp:127.0.0.1:{port + 2}"
-            _wait_port(handle, port + 2, timeout_s)
+            handle.wait_listening(port + 2, timeout_s, "SITL", poll_s=0.1)
         except BaseException:
             handle.stop()
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agridrone.mission.yamlnodes import Loc, MissionFileError, MissionWarning, Reader
+from agridrone.mission.yamlnodes import Loc, MissionFileError, MissionWarning, Reader, read_located_text
 
 OBSTACLE_CLASSES = ("tree", "person", "animal", "vehicle", "pole", "building")
 PATCH_KINDS = ("stressed", "weeds", "bare_soil")
@@ -60,14 +60,10 @@ def load_world(path: str | Path) -> World:
 
 def read_world(path: str | Path):
     path = Path(path)
-    label = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [MissionFileError(Loc(label), "", "file not found")], []
-    except (OSError, UnicodeDecodeError) as err:
-        return None, [MissionFileError(Loc(label), "", f"cannot read the file: expected UTF-8 text ({err})")], []
-    r = Reader(label, path.parent)
+    text, errors = read_located_text(path)
+    if text is None:
+        return None, errors, []
+    r = Reader(str(path), path.parent)
     root = r.compose(text)
     world = _read(r, root, path) if root is not None else None
     if r.errors:
