@@ -38,7 +38,8 @@ class Painter:
     def _part(self) -> np.ndarray:
         return np.zeros(self.rgb.shape[:2], np.uint8)
 
-    def fill(self, colour, poly=None, circle=None, ellipse=None, line=None, thickness=1, texture=0.25):
+    def _raster(self, poly=None, circle=None, ellipse=None, line=None, thickness=1) -> np.ndarray:
+        """A 0/1 mask of the given shapes (any combination)."""
         part = self._part()
         if poly is not None:
             cv2.fillPoly(part, [np.round(np.asarray(poly)).astype(np.int32)], 1, lineType=cv2.LINE_8)
@@ -53,6 +54,10 @@ class Painter:
             (x0, y0), (x1, y1) = line
             cv2.line(part, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), 1,
                      max(1, int(round(thickness))))
+        return part
+
+    def fill(self, colour, poly=None, circle=None, ellipse=None, line=None, thickness=1, texture=0.25):
+        part = self._raster(poly, circle, ellipse, line, thickness)
         m = part.astype(bool)
         if m.any():
             t = 1.0 + texture * (self.tex[m] - 0.5)
@@ -60,20 +65,7 @@ class Painter:
             self.mask |= part
 
     def shade(self, poly=None, circle=None, ellipse=None, line=None, thickness=1):
-        part = self._part()
-        if poly is not None:
-            cv2.fillPoly(part, [np.round(np.asarray(poly)).astype(np.int32)], 1)
-        if circle is not None:
-            (x, y), r = circle
-            cv2.circle(part, (int(round(x)), int(round(y))), max(1, int(round(r))), 1, -1)
-        if ellipse is not None:
-            (x, y), (a, b), ang = ellipse
-            cv2.ellipse(part, (int(round(x)), int(round(y))), (max(1, int(round(a))), max(1, int(round(b)))),
-                        float(ang), 0, 360, 1, -1)
-        if line is not None:
-            (x0, y0), (x1, y1) = line
-            cv2.line(part, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), 1,
-                     max(1, int(round(thickness))))
+        part = self._raster(poly, circle, ellipse, line, thickness)
         np.maximum(self.shadow, part.astype(np.float32), out=self.shadow)
 
 
