@@ -61,13 +61,18 @@ class CaptureConfig:
 class PerceptionConfig:
     """Models and rates. Model paths are relative to the project root (or absolute); an empty
     ``health_model`` disables the health classifier. Health tiles run when the footprint's centre has
-    moved by more than ``health_footprint_fraction`` of the footprint's length since the last run."""
+    moved by more than ``health_footprint_fraction`` of the footprint's length since the last run.
+    ``tile_scale`` > 0 runs the detector over tiles of each frame that reach the model at that
+    resolution (1.0: frame pixels; see agridrone.perception.tiling); 0 shrinks the whole frame into one
+    input."""
 
     detector_model: str = "models/detector.tflite"
     health_model: str = "models/health.tflite"
     conf_threshold: float = 0.35
     iou_threshold: float = 0.45
     num_threads: int = 2
+    tile_scale: float = 1.0
+    tile_overlap_px: int = 0
     health_footprint_fraction: float = 0.5
     health_rows: int = 6
     health_cols: int = 8
@@ -77,6 +82,10 @@ class PerceptionConfig:
                   "health_cols")
         if not 0.0 <= self.conf_threshold < 1.0:
             raise ConfigError(f"[perception] conf_threshold: expected 0 <= T < 1, got {self.conf_threshold!r}")
+        if not (self.tile_scale == 0 or 0.1 <= self.tile_scale <= 4.0):
+            raise ConfigError(f"[perception] tile_scale: expected 0 (no tiles) or 0.1..4, got {self.tile_scale!r}")
+        if self.tile_overlap_px < 0:
+            raise ConfigError(f"[perception] tile_overlap_px: expected >= 0, got {self.tile_overlap_px!r}")
 
 
 @dataclass(frozen=True)

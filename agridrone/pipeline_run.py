@@ -57,6 +57,10 @@ def load_models(config: AppConfig):
     pc = config.perception
     detector = Detector(resolve_model(pc.detector_model), conf_threshold=pc.conf_threshold,
                         iou_threshold=pc.iou_threshold, num_threads=pc.num_threads)
+    if pc.tile_scale:
+        from agridrone.perception.tiling import TiledDetector
+
+        detector = TiledDetector(detector, scale=pc.tile_scale, min_overlap_px=pc.tile_overlap_px)
     health = None
     if pc.health_model:
         from agridrone.perception.health import HealthAnalyzer, HealthClassifier

@@ -82,15 +82,18 @@ def _describe(result, sc) -> str:
     return (f"ended {result.ended}, items {result.max_seq}/{rep['mission_items'] - 1}, {rep['fps']} fps "
             f"({rep['frames_per_vehicle_s']}/vehicle s), {rep['detections']} detections, confirmed "
             f"{rep['obstacles_confirmed']}, commander {rep['commander']}, skipped {rep['skipped']}; "
-            f"{sc.describe() if sc else ''}")
+            f"{sc.describe() if sc else ''}; events {[f'{e.kind}: {e.text}' for e in result.events if e.kind not in ('detour', 'resume')][:6]}")
 
 
-# The shipped detector (int8 mAP@0.5 0.25 on its own synthetic test split) does not yet see the simulated
-# camera's obstacles from survey altitude (object sizes at 60-70 m are below what it was trained on; see
-# models/detector.md). The checks that need detections are strict xfails: they still run, and the day a
-# retrained detector makes them pass, XPASS fails the suite so that the marker is removed.
+# The shipped detector (int8 mAP@0.5 0.25 on its own synthetic test split) finds the simulated camera's
+# trees, people and buildings from survey altitude only in part, even over frame-resolution tiles, and
+# poles not at all (see models/detector.md): some flights keep clear of everything, others pass too close
+# to a pole or a tree it saw too late. The checks that need detections are therefore non-strict xfails
+# until the detector is retrained (issue 4): they run and print their distances, a failure is expected,
+# a pass is reported as XPASS. (Strict would make the suite fail on whichever world happened to pass.)
 DETECTOR_TOO_WEAK = pytest.mark.xfail(
-    strict=True, reason="shipped detector misses the simulated camera's obstacles at survey altitude (issue 4/6)")
+    strict=False, reason="shipped detector sees too few of the simulated camera's obstacles (poles: none) "
+                         "at survey altitude (issue 4/6)")
 _FLOWN: dict[Path, tuple] = {}
 
 
