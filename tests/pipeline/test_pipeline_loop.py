@@ -117,3 +117,38 @@ def test_bad_frames_are_skipped_and_counted_and_the_loop_goes_on():
     assert rep["skipped"].get("detector_error") == 1
     assert rep["frames_processed"] == 3
     assert rep["error"] is None and vehicle.calls == []
+
+
+class _FallsSilent(ListSource):
+    """A camera that delivers its frames and then stops answering for a second (no frame, no error)."""
+
+    def read(self):
+        if self._i >= len(self.images):
+            time.sleep(1.0)
+        return super().read()
+
+
+def test_a_camera_that_falls_silent_is_reported_lost_and_the_vehicle_holds():
+    """No frame for ``[safety] camera_timeout_s`` of wall time while agridrone flies the mission in AUTO: a
+    camera_lost event and a hold (BRAKE), not a mission flown blind; frames coming back are reported too."""
+    import dataclasses
+
+    from agridrone.config import SafetyConfig
+
+    pose = pose_at(LAT, LON, time.monotonic_ns())
+    vehicle = FakeVehicle(pose, seq=5)
+    clock = MonotonicClock()
+    config = dataclasses.replace(AppConfig(), safety=SafetyConfig(camera_timeout_s=0.3))
+
+    class NothingDetector:
+        def detect_timed(self, image):
+            return Detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0), (), image.shape[1::-1]), {}
+
+    p = Pipeline(vehicle, _FallsSilent([grey(480, 640) for _ in range(3)], clock), _context(), config,
+                 detector=NothingDetector(), wall_clock=clock)
+    _run(p, lambda: any(e.kind == "hold" for e in p.events), timeout_s=5.0)
+    kinds = [e.kind for e in p.events]
+    assert "camera_lost" in kinds and "hold" in kinds, kinds
+    assert kinds.index("camera_lost") < kinds.index("hold")
+    assert ("set_mode", "BRAKE") in vehicle.calls, vehicle.calls
+    assert not vehicle.commands("goto")
