@@ -71,7 +71,7 @@ class PerceptionConfig:
     conf_threshold: float = 0.35
     iou_threshold: float = 0.45
     num_threads: int = 2
-    tile_scale: float = 1.0
+    tile_scale: float = 0.0
     tile_overlap_px: int = 0
     health_footprint_fraction: float = 0.5
     health_rows: int = 6

@@ -95,7 +95,7 @@ def test_tile_scale_sets_how_much_of_the_frame_one_input_holds():
 def test_tiles_find_what_the_shrunk_frame_misses_from_survey_altitude():
     """The shipped detector on simulated-camera frames of the example worlds, over each of their
     obstacles at the mission's altitude: tiles at frame resolution find far more of them than the
-    whole frame shrunk into one input (the reason tiles are the flight loop's default)."""
+    whole frame shrunk into one input (`[perception] tile_scale = 1.0`)."""
     from agridrone.mission.geometry import to_enu
     from agridrone.mission.loader import load_mission
     from agridrone.perception.decoders import pairwise_iou
