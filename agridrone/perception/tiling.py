@@ -107,11 +107,9 @@ class TiledDetector:
         self.min_overlap_px = int(min_overlap_px)
         if not 0 <= self.min_overlap_px < self.side:
             raise ConfigError(f"[perception] tile_overlap_px: expected 0..{self.side - 1}, got {min_overlap_px!r}")
-        self.labels = detector.labels
-        self.num_classes = detector.num_classes
         self._grids: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
 
-    def __getattr__(self, name: str):  # everything else (path, card, model, label, ...) is the detector's
+    def __getattr__(self, name: str):  # everything else (labels, num_classes, path, card, ...) is the detector's
         return getattr(self.detector, name)
 
     def grid(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
