@@ -334,11 +334,16 @@ class AvoidancePlanner:
         group = self._first_group(segs, kos, math.inf)
         if group is None:  # the keep-out has gone: go straight back to the rejoin point
             rejoin = d.waypoints_xy[-1]
-            if not self._legs_clear(kos, [pos, rejoin]):
-                return self._to_hold(d.ids, "no clear leg back to the rejoin point")
-            d.waypoints_xy, d.idx = [rejoin], 0
-            d.correction = self._correction(d.waypoints_xy, d.alt_m, d.resume_seq, d.side, d.ids,
-                                            "keep-out gone: straight to the rejoin point")
+            if self._legs_clear(kos, [pos, rejoin]):
+                path, why = [rejoin], "keep-out gone: straight to the rejoin point"
+            else:  # another keep-out lies between here and the rejoin point (off the route): round it
+                found = self._shortest(kos, pos, rejoin, self._free(kos, inner=False), self._free(kos, inner=True),
+                                       None)
+                if found is None:
+                    return self._to_hold(d.ids, "no clear way back to the rejoin point")
+                path, why = found[0], "keep-out gone: back to the rejoin point"
+            d.waypoints_xy, d.idx = path, 0
+            d.correction = self._correction(d.waypoints_xy, d.alt_m, d.resume_seq, d.side, d.ids, why)
             return d.correction
         return self._start_detour(kos, pos, d.anchor_xy, d.anchor_route_idx, segs, group, on_route=False)
 
@@ -357,6 +362,19 @@ class AvoidancePlanner:
         s_in, s_out, members = group
         ids = tuple(sorted({kos[i].track_id for i in members}))
         result = self._plan(kos, pos, segs, group, on_route=on_route)
+        for _ in range(2):
+            # no way to the line just past these keep-outs (it may lie in a pocket closed by the next ones
+            # and the field's edge): rejoin past the next group too, rather than hold for good
+            if not (isinstance(result, str) and result.startswith("no way around")):
+                break
+            nxt = self._first_group(segs, kos, math.inf, after_m=group[1])
+            if nxt is None:
+                break
+            group = (s_in, nxt[1], group[2] | nxt[2])
+            retry = self._plan(kos, pos, segs, group, on_route=on_route)
+            if not isinstance(retry, str):
+                result = retry
+                ids = tuple(sorted({kos[i].track_id for i in group[2]}))
         if isinstance(result, str):
             return self._to_hold(ids, result)
         path, side, resume_seq, alt = result
@@ -430,13 +448,14 @@ class AvoidancePlanner:
             s += length
         return segs
 
-    def _first_group(self, segs: list[_Seg], kos: list[_KeepOut], lookahead_m: float):
-        """(s_in, s_out, keep-out indices) of the first keep-out group along the route, if within look-ahead."""
+    def _first_group(self, segs: list[_Seg], kos: list[_KeepOut], lookahead_m: float, after_m: float = -1.0):
+        """(s_in, s_out, keep-out indices) of the first keep-out group along the route (starting past
+        ``after_m``), if within look-ahead."""
         hits = []
         for ki, k in enumerate(kos):
             for seg in segs:
                 span = _circle_span(seg, k.east_m, k.north_m, k.poly_radius_m)
-                if span is not None:
+                if span is not None and span[0] > after_m:
                     hits.append((span[0], span[1], ki))
         if not hits:
             return None
@@ -483,11 +502,8 @@ class AvoidancePlanner:
         prefix: list[tuple[float, float]] = []
         union = unary_union([k.poly for k in kos])
         if union.contains(Point(start)):  # inside a keep-out (it grew or appeared late): leave it first
-            near = nearest_points(union.boundary, Point(start))[0]
-            dx, dy = near.x - start[0], near.y - start[1]
-            norm = math.hypot(dx, dy) or 1.0
-            esc = (near.x + dx / norm * 5 * cfg.node_clearance_m, near.y + dy / norm * 5 * cfg.node_clearance_m)
-            if not free_outer.covers(Point(esc)):
+            esc = self._escape(start, free_outer)
+            if esc is None:
                 return "vehicle inside a keep-out with no free way out"
             prefix, start = [esc], esc
         elif on_route and s_in - cfg.rejoin_offset_m > cfg.reached_m:
@@ -507,7 +523,14 @@ class AvoidancePlanner:
             paths[other] = self._shortest(kos, start, (gx, gy), free_outer, free_inner, barriers[other])
         found = {s: p for s, p in paths.items() if p is not None}
         if not found:
-            return f"no way around obstacle(s) {ids} inside the allowed region"
+            # The side barriers are a rule for passing one obstacle on a straight line. Where the route turns
+            # inside the keep-outs, or a cluster straddles it, rays from several chords can fence in every
+            # way round although the free space has one: then take the shortest path there is, and name its
+            # side by where it passes the first obstacle.
+            free_path = self._shortest(kos, start, (gx, gy), free_outer, free_inner, None)
+            if free_path is None:
+                return f"no way around obstacle(s) {ids} inside the allowed region"
+            found = {self._side_of_path(segs, kos, members, start, free_path[0]): free_path}
         side = min(found, key=lambda s: (found[s][1], _SIDES.index(s)))
         if kept and side != kept:
             self.side_switches += 1
@@ -522,6 +545,30 @@ class AvoidancePlanner:
                 or (len(prefix) > 1 and not free_outer.covers(LineString(prefix))):
             return "internal check failed: detour leaves the free region"
         return path, side, gseg.end_seq, gseg.alt_m
+
+    def _escape(self, start, free_outer) -> tuple[float, float] | None:
+        """The nearest point from inside a keep-out that lies a little way into the free space (None: none)."""
+        for clearance_m in (4.0 * self.config.node_clearance_m, self.config.node_clearance_m, 0.05):
+            room = free_outer.buffer(-clearance_m)
+            if room.is_empty:
+                continue
+            near = nearest_points(room, Point(start))[0]
+            if free_outer.covers(near):
+                return (near.x, near.y)
+        return None
+
+    def _side_of_path(self, segs, kos, members, start, path) -> str:
+        """"left" or "right": the side of the route on which ``path`` passes the first blocking obstacle."""
+        first = min(members, key=lambda ki: min((sp[0] for seg in segs
+                                                 if (sp := _circle_span(seg, kos[ki].east_m, kos[ki].north_m,
+                                                                        kos[ki].poly_radius_m))), default=math.inf))
+        k = kos[first]
+        line = LineString([start] + list(path))
+        near = line.interpolate(line.project(Point(k.east_m, k.north_m)))
+        seg = min(segs, key=lambda sg: segment_point_distance((sg.ax, sg.ay), (sg.bx, sg.by), (k.east_m, k.north_m)))
+        ux, uy = (seg.bx - seg.ax) / seg.length, (seg.by - seg.ay) / seg.length
+        cross = ux * (near.y - k.north_m) - uy * (near.x - k.east_m)
+        return "left" if cross > 0 else "right"
 
     def _barrier(self, segs, kos, members, side, group_span=None):
         """Rays from each blocking obstacle's chord on the route towards ``side``'s opposite.

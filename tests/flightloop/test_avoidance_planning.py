@@ -389,3 +389,40 @@ def test_a_keep_out_the_route_crosses_again_after_a_u_turn_does_not_block_both_s
     p = AvoidancePlanner(r, region, FRAME, CFG)
     c = p.update([ob(1, e=4.0, n=60.0, r=0.4, label="person", h=1.8)], VehicleState(0.0, 40.0, 2), 0)
     assert c is not None and c.kind is CorrectionKind.DETOUR, c
+
+
+def test_a_rejoin_point_closed_in_by_the_next_keep_out_and_the_fence_rejoins_past_both():
+    """A line ends 3 m inside the fence; a tree stands on it and a second, overlapping, by the turn. The
+    stretch between them, up to the line's end, is a pocket closed by the two keep-outs and the fence:
+    no way in. Rather than hold for good (regression: it did, in a CI flight), the detour rejoins the
+    route past the second keep-out, on the turn, outside both keep-outs and inside the fence."""
+    rt = route((0, 0), (150, 0), (150, 20), (0, 20))
+    region = box(-5, -6, 153, 40)
+    trees = [ob(1, e=130.0, n=0.0, r=3.5), ob(2, e=142.0, n=11.0, r=5.4)]
+    start = (115.0, 0.0)
+    c = AvoidancePlanner(rt, region, FRAME).update(trees, VehicleState(*start, 2, 5.0), 0)
+    assert c is not None and c.kind is CorrectionKind.DETOUR, c
+    legs = legs_of(start, c)
+    assert all(region.covers(Point(p)) for p in legs)
+    for t in trees:
+        assert min_clearance(legs, t, 4.0) >= -1e-3
+    end_e, end_n = legs[-1]
+    assert end_e == pytest.approx(150.0, abs=0.5) and end_n > 11.0  # on the turn, past the second tree
+    assert c.resume_seq == 3
+
+
+def test_a_vehicle_that_finds_itself_inside_a_keep_out_leaves_it_into_the_free_space():
+    """A person appears 8 m north of the vehicle (keep-out 10.5 m), the fence 2 m south of it: straight away
+    from the person is outside the fence, so the planner leaves the keep-out at the nearest free point
+    inside the fence and goes round the north side (regression: it held, "no free way out")."""
+    rt = route((0, 0), (100, 0), (100, 20))
+    region = box(-5, -2, 105, 60)
+    person = ob(1, e=45.0, n=8.0, r=0.5, label="person", h=1.8)
+    start = (45.0, 0.0)
+    c = AvoidancePlanner(rt, region, FRAME).update([person], VehicleState(*start, 2, 5.0), 0)
+    assert c is not None and c.kind is CorrectionKind.DETOUR, c
+    legs = legs_of(start, c)
+    assert all(region.covers(Point(p)) for p in legs)
+    assert math.dist(start, legs[1]) < 8.0  # the nearest way out (7.3 m), not a long way through the keep-out
+    assert min_clearance(legs[1:], person, 10.0) >= -0.3  # from the escape point on, outside the keep-out
+    assert c.resume_seq == 2 and legs[-1][0] > 45.0 + math.sqrt(10.5 ** 2 - 8.0 ** 2)  # past the keep-out
