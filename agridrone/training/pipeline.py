@@ -55,6 +55,10 @@ class Config:
         d = {k: str(v) for k, v in asdict(self).items() if k not in ("out", "progress", "command", "epochs",
                                                                         "name", "version", "prune_epochs",
                                                                         "qat_epochs")}
+        if self.data is None:  # checkpoints trained on older synthetic scenes are not resumed
+            from agridrone.training.synth import GENERATOR_VERSION
+
+            d["synth_version"] = str(GENERATOR_VERSION)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -137,7 +141,7 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.detloss import DetectionLoss, assign
     from agridrone.training.evaluate import eval_detector, keras_detector_predict, read_rgb
     from agridrone.training.fit import set_threads_and_seed
-    from agridrone.training.synth import write_detection_dataset
+    from agridrone.training.synth import GENERATOR_VERSION, write_detection_dataset
     from agridrone.training.validate import validate_detection
 
     t0 = time.monotonic_ns()
@@ -145,14 +149,15 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     work = Path(cfg.work) / f"detector-{cfg.key()}"
     work.mkdir(parents=True, exist_ok=True)
     if cfg.data is None:
-        root = Path(cfg.work) / f"synth-det-s{cfg.seed}-n{cfg.synth_count}-{cfg.imgsz}"
+        root = Path(cfg.work) / f"synth-det-v{GENERATOR_VERSION}-s{cfg.seed}-n{cfg.synth_count}-{cfg.imgsz}"
         if not (root / "data.yaml").is_file():
             bar = _progress(cfg, cfg.synth_count, "generating scenes")
             write_detection_dataset(root.with_suffix(".tmp"), cfg.synth_count, cfg.seed, cfg.imgsz, bar.update)
             bar.close()
             shutil.rmtree(root, ignore_errors=True)
             root.with_suffix(".tmp").rename(root)
-        data_desc = (f"synthetic scenes from agridrone.training.synth (seed {cfg.seed}, {cfg.synth_count} images "
+        data_desc = (f"synthetic scenes from agridrone.training.synth v{GENERATOR_VERSION} (seed {cfg.seed}, "
+                     f"{cfg.synth_count} images "
                      f"{cfg.imgsz}x{cfg.imgsz}, 80/10/10 split)")
         fmt = "yolo"
     else:

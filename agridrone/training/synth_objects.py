@@ -76,10 +76,13 @@ def _rot(points, ang):
 
 
 def _lean(v: View, base, z_m):
-    """Image position of the point ``z_m`` above ``base`` (nadir perspective)."""
+    """Image position of the point ``z_m`` above ``base`` (nadir perspective).
+
+    Heights above half the camera's altitude are drawn as if at half of it: a nadir survey does not fly
+    that low over a tall thing, and the exact projection would smear its top across the image."""
     c = np.asarray(v.centre_xy, np.float32)
     b = np.asarray(base, np.float32)
-    k = v.alt_m / max(v.alt_m - z_m, 0.35 * v.alt_m)
+    k = v.alt_m / max(v.alt_m - z_m, 0.5 * v.alt_m)
     return c + (b - c) * k
 
 
