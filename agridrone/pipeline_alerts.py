@@ -6,20 +6,29 @@ alert policy (``agridrone.alerts.policy``); every few seconds of vehicle time th
 alert the policy lets out is committed to the durable outbox in the flight folder (``outbox.sqlite``) and
 delivered from there: STATUSTEXT over the vehicle link always, MQTT when ``--mqtt`` names a broker. Loop
 events (link lost, camera lost) become alerts as well. At the end: the health map as GeoJSON
-(``healthmap.geojson``), and the outbox is drained for a few seconds.
+(``healthmap.geojson``), the alerts as GeoJSON (``alerts.geojson``), and the outbox is drained for a few
+seconds. Alerts about an object or a zone in view carry a JPEG thumbnail cut from the frame (saved under
+``thumbs/`` and referenced by the outbox record and the MQTT payload).
+
+:class:`FlightRecordSink` writes the rest of the flight folder (layout in ``agridrone.flightlog``) as the
+flight goes: ``flight.json`` at the start, the autopilot's MAVLink messages to ``telemetry.tlog`` (the
+format ground stations open), and the loop's per-stage latency to ``latency.json`` every few seconds.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from agridrone.flightlog import FlightFolder, atomic_write_json, jpeg_thumbnail
 from agridrone.pipeline_commander import LoopEvent
 
 ZONES_EVERY_S = 5.0
+THUMB_HALF_PX = 40        # an object's thumbnail: this many pixels round the point where it stands, at least
+THUMB_EVERY_S = 2.0       # vehicle seconds between new thumbnails of the same object
+LATENCY_EVERY_S = 5.0     # wall seconds between rewrites of latency.json
 
 
 class AlertsSink:
@@ -45,8 +54,11 @@ class AlertsSink:
 
             sinks.append(MqttSink(parse_mqtt_url(mqtt_url), farm="farm", field=m.name, drone=drone,
                                   report=self._report).start())
-        self.outbox = Outbox(self.out_dir / "outbox.sqlite", sinks, report=self._report)
+        self.folder = FlightFolder(self.out_dir)
+        (self.out_dir / FlightFolder.THUMBS).mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(self.folder.outbox_path, sinks, report=self._report)
         self.outbox.start()
+        self._thumbs: dict[int, tuple[int, bytes]] = {}  # track id -> (vehicle ns, JPEG)
         self.alerts = 0
         self._projector = None
         self._zones_at_ns: int | None = None
@@ -58,8 +70,71 @@ class AlertsSink:
 
     def _commit(self, alerts) -> None:
         for alert in alerts:
-            self.outbox.add(alert)
+            try:
+                self.folder.add_alert(self.outbox, alert)  # thumbnail file (if any), then the outbox commit
+            except OSError as err:  # the thumbnail could not be written (disk full...): the alert still goes out
+                self._report("thumbnail", f"could not save the thumbnail of {alert.alert_id}: {err}")
+                self.outbox.add(alert)
             self.alerts += 1
+
+    def _pixel(self, pose, lat_deg: float, lon_deg: float, size_wh) -> tuple[float, float] | None:
+        u, v = self._projector.ground_to_pixel(pose, lat_deg, lon_deg)
+        u, v = float(u), float(v)
+        if not (np.isfinite(u) and np.isfinite(v)) or not (0 <= u < size_wh[0] and 0 <= v < size_wh[1]):
+            return None
+        return u, v
+
+    def _thumbnail(self, image, uv, half_px: float) -> bytes:
+        h, w = image.shape[:2]
+        half = float(min(max(half_px, THUMB_HALF_PX), max(w, h) / 2))
+        u, v = uv
+        box = (max(0.0, u - half), max(0.0, v - half), min(float(w), u + half), min(float(h), v + half))
+        try:
+            return jpeg_thumbnail(image, box, margin=0.0)
+        except ValueError:
+            return b""
+
+    def _object_thumbnails(self, r) -> dict[int, bytes]:
+        """A thumbnail per tracked person/animal/vehicle seen in this frame (renewed every THUMB_EVERY_S)."""
+        out: dict[int, bytes] = {}
+        if self._projector is None:
+            return out
+        size = (r.frame.image.shape[1], r.frame.image.shape[0])
+        for ob in r.obstacles:
+            if ob.label.lower() not in self.policy.config.object_labels:
+                continue
+            old = self._thumbs.get(ob.track_id)
+            if old is None or (ob.last_seen_ns >= r.ts_ns and r.ts_ns - old[0] >= THUMB_EVERY_S * 1e9):
+                uv = self._pixel(r.pose, ob.lat_deg, ob.lon_deg, size)
+                jpeg = self._thumbnail(r.frame.image, uv, 3 * ob.radius_m * self._px_per_m(r.pose)) if uv else b""
+                if jpeg:
+                    self._thumbs[ob.track_id] = old = (r.ts_ns, jpeg)
+            if old is not None:
+                out[ob.track_id] = old[1]
+        if len(self._thumbs) > 512:  # forget the oldest
+            for tid, _ in sorted(self._thumbs.items(), key=lambda kv: kv[1][0])[:256]:
+                del self._thumbs[tid]
+        return out
+
+    def _zone_thumbnails(self, r, zones) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        if self._projector is None:
+            return out
+        size = (r.frame.image.shape[1], r.frame.image.shape[0])
+        ppm = self._px_per_m(r.pose)
+        for z in zones:
+            if z.label not in ("stressed", "weeds"):
+                continue
+            uv = self._pixel(r.pose, z.centroid_lat_deg, z.centroid_lon_deg, size)
+            if uv is not None:
+                jpeg = self._thumbnail(r.frame.image, uv, 0.75 * np.sqrt(max(z.area_m2, 1.0)) * ppm)
+                if jpeg:
+                    out[z.zone_id] = jpeg
+        return out
+
+    def _px_per_m(self, pose) -> float:
+        """Ground scale at the image centre (pixels per metre), from the vehicle's height above home."""
+        return float(self._projector.camera.fx_px) / max(float(pose.alt_rel_home_m or 0.0), 1.0)
 
     def on_frame(self, r) -> None:
         from agridrone.fieldmap import GroundHealthObservation
@@ -80,11 +155,15 @@ class AlertsSink:
                 self.fieldmap.add(GroundHealthObservation(t.label, float(t.probability), r.ts_ns, polygon_enu=poly,
                                                           indices=dict(t.indices)))
         obstacles = {o.track_id: o for o in r.obstacles}
-        self._commit(self.policy.on_obstacles(r.obstacles, r.ts_ns))
+        if self._projector is None:
+            h, w = r.frame.image.shape[:2]
+            self._projector = self.camera_factory((w, h))
+        self._commit(self.policy.on_obstacles(r.obstacles, r.ts_ns, self._object_thumbnails(r)))
         self._commit(self.policy.on_correction(r.correction, r.ts_ns, r.pose.lat_deg, r.pose.lon_deg, obstacles))
         if self._zones_at_ns is None or r.ts_ns - self._zones_at_ns >= ZONES_EVERY_S * 1e9:
             self._zones_at_ns = r.ts_ns
-            self._commit(self.policy.on_zones(self.fieldmap.zones(r.ts_ns), r.ts_ns))
+            zones = self.fieldmap.zones(r.ts_ns)
+            self._commit(self.policy.on_zones(zones, r.ts_ns, self._zone_thumbnails(r, zones)))
 
     def on_event(self, e: LoopEvent) -> None:
         lat, lon = self._last_pos
@@ -101,9 +180,57 @@ class AlertsSink:
             while self.policy.pending and time.monotonic() < deadline:  # what the rate limit held back
                 now += int(5e9)
                 self._commit(self.policy.tick(now))
-            (self.out_dir / "healthmap.geojson").write_text(json.dumps(self.fieldmap.to_geojson()))
+            self.folder.write_health_map(self.fieldmap.to_geojson())
             deadline = time.monotonic() + 5.0
             while self.outbox.pending() and time.monotonic() < deadline:
                 time.sleep(0.1)
         finally:
             self.outbox.close()
+        try:
+            self.folder.export_alerts()
+        except Exception as err:  # noqa: BLE001 - the outbox itself is the record; the export is a convenience
+            self._report("alerts_geojson", f"could not write alerts.geojson: {err}")
+
+
+class FlightRecordSink:
+    """flight.json, telemetry.tlog and latency.json of the flight folder, written as the flight goes."""
+
+    def __init__(self, out_dir: Path, vehicle, *, meta: dict, latency=None) -> None:
+        self.folder = FlightFolder(out_dir)
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.folder.path / FlightFolder.META, {**meta, "started_unix_s": round(time.time(), 3)})
+        self._latency = latency  # callable -> {stage: stats}
+        self._latency_at = 0.0
+        self.problems: list[str] = []
+        self._link = getattr(vehicle, "link", None)
+        if self._link is not None and hasattr(self._link, "add_handler"):
+            self._link.add_handler(self._on_message)
+
+    def _on_message(self, msg, ts_ns: int) -> None:  # on the link's reader thread
+        try:
+            self.folder.write_telemetry(msg.get_msgbuf(), time.time_ns() // 1000)
+        except (OSError, ValueError) as err:
+            if not self.problems:  # said once, not per message
+                self.problems.append(f"tlog: {err}")
+
+    def on_frame(self, r) -> None:
+        now = time.monotonic()
+        if self._latency is not None and now - self._latency_at >= LATENCY_EVERY_S:
+            self._latency_at = now
+            self._write_latency()
+
+    def on_event(self, e: LoopEvent) -> None:
+        pass
+
+    def _write_latency(self) -> None:
+        try:
+            atomic_write_json(self.folder.path / FlightFolder.LATENCY, self._latency())
+        except OSError as err:
+            self.problems.append(f"latency.json: {err}")
+
+    def close(self) -> None:
+        if self._link is not None and hasattr(self._link, "remove_handler"):
+            self._link.remove_handler(self._on_message)
+        if self._latency is not None:
+            self._write_latency()
+        self.folder.close()

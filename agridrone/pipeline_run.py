@@ -221,7 +221,13 @@ def run_flight(vehicle, compiled, config: AppConfig, opts: FlightOptions) -> Fli
         provider = detector.wrap_pose_provider(provider)
     scheme = sim_scheme(provider, fps=cap.sim_fps, size_wh=(cap.width_px, cap.height_px))
     source = parse_source(opts.camera, wall, schemes={"sim": scheme})
-    sinks = [JsonlSink(opts.out_dir), *opts.sinks]
+    from agridrone.pipeline_alerts import FlightRecordSink
+
+    records = FlightRecordSink(opts.out_dir, vehicle, latency=lambda: holder["p"].latency.stats(),
+                               meta={"flight_id": opts.out_dir.name, "mission": compiled.mission.name,
+                                     "mission_file": str(compiled.mission.source), "camera": opts.camera,
+                                     "time_scale": opts.time_scale, "agridrone": _version()})
+    sinks = [JsonlSink(opts.out_dir), records, *opts.sinks]
     if opts.alerts or opts.mqtt_url:
         from agridrone.pipeline_alerts import AlertsSink
 
@@ -307,6 +313,12 @@ def _finish(pipeline: Pipeline, compiled, opts: FlightOptions, ended: str, n_las
                                                  "mode": [t[4] for t in track], "seq": [t[5] for t in track]})
     _atomic(out / "track.geojson", json.dumps(geo))
     return FlightResult(completed, pipeline.commander.holds > 0, ended, report, track, events, out, max_seq)
+
+
+def _version() -> str:
+    from agridrone import __version__
+
+    return __version__
 
 
 def _atomic(path: Path, text: str) -> None:

@@ -421,6 +421,11 @@ class Link:
         """``handler(msg, ts_ns)`` runs on the reader thread for every message from the autopilot."""
         self._handlers.append(handler)
 
+    def remove_handler(self, handler: Callable[[Any, int], None]) -> None:
+        """Stop calling ``handler`` (no error if it was not added)."""
+        if handler in self._handlers:
+            self._handlers.remove(handler)
+
     def add_tick_hook(self, hook: Callable[[int], None]) -> None:
         """``hook(now_ns)`` runs about every 50 ms on the heartbeat thread."""
         self._tick_hooks.append(hook)

@@ -71,3 +71,82 @@ def score(track, compiled, world, line_seqs, tol_m: float = 3.0) -> Score:
             if d > allowed:
                 missed.append((k + 1, which, round(d, 1), round(allowed, 1)))
     return Score(clearance, missed, len(pts))
+
+
+# -- farmer alerts (issue 7) ----------------------------------------------------------------------------------------
+FIELD_FINDINGS = {"stressed_zone": "stressed", "weeds": "weeds", "person": "person", "animal": "animal",
+                  "vehicle": "vehicle"}
+MATCH_RADIUS_M = 10.0  # an alert this close to a truth of its kind is about that truth (5 m is the accuracy asked)
+
+
+@dataclass
+class AlertScore:
+    patch_errors_m: list    # (kind, index, error of its alert's position m, alerts for it)
+    patches_missed: list    # (kind, index, area m2)
+    objects: list           # (class, index, alerts for it)
+    false_alerts: list      # (kind, lat, lon) of field alerts about nothing in the world
+    other: dict             # operational alerts (route blocked, avoidance stop, lost link/camera) by kind
+
+    @property
+    def ok(self) -> bool:
+        return (not self.patches_missed and all(n == 1 and err <= 5.0 for _, _, err, n in self.patch_errors_m)
+                and all(n == 1 for _, _, n in self.objects) and len(self.false_alerts) <= 1)
+
+    def describe(self) -> str:
+        errs = [e for _, _, e, _ in self.patch_errors_m]
+        stats = (f"position error mean {np.mean(errs):.1f} m, max {np.max(errs):.1f} m" if errs else "no patch alerted")
+        return (f"patches {[(k, i, round(e, 1), n) for k, i, e, n in self.patch_errors_m]} ({stats}), missed "
+                f"{self.patches_missed}; objects {self.objects}; false {self.false_alerts}; other {self.other}")
+
+
+def score_alerts(rows, compiled, world) -> AlertScore:
+    """The flight's alerts (``agridrone.alerts.records.read_alerts`` rows) against the world's truth: every
+    stressed or weed patch above the mission's area threshold, and every person, animal or vehicle standing in
+    the field (not at the take-off site), alerted once; field alerts about nothing are false."""
+    from shapely.geometry import Point, Polygon
+
+    frame = compiled.plan.frame
+    field = Polygon([frame.to_enu(lat, lon)[:2] for lat, lon in compiled.mission.boundary])
+    threshold = float(compiled.mission.alerts.min_stressed_area_m2)
+    alerts, other = [], {}
+    for row in rows:
+        a = row["alert"]
+        if "merged_into" in a.get("properties", {}):
+            continue
+        kind = a["kind"]
+        if kind not in FIELD_FINDINGS:
+            other[kind] = other.get(kind, 0) + 1
+            continue
+        e, n, _ = frame.to_enu(a["lat_deg"], a["lon_deg"])
+        alerts.append((FIELD_FINDINGS[kind], float(e), float(n), a))
+    used = set()
+    patch_errors, missed = [], []
+    for i, p in enumerate(world.patches):
+        if p.kind not in ("stressed", "weeds"):
+            continue
+        poly = Polygon([frame.to_enu(lat, lon)[:2] for lat, lon in p.polygon])
+        c = poly.centroid
+        near = [k for k, (kind, e, n, _) in enumerate(alerts)
+                if kind == p.kind and (math.hypot(e - c.x, n - c.y) <= MATCH_RADIUS_M or poly.buffer(5.0).covers(Point(e, n)))]
+        used.update(near)
+        if p.area_m2 < threshold:
+            continue
+        if not near:
+            missed.append((p.kind, i, round(p.area_m2)))
+            continue
+        err = min(math.hypot(alerts[k][1] - c.x, alerts[k][2] - c.y) for k in near)
+        patch_errors.append((p.kind, i, err, len(near)))
+    objects = []
+    for i, o in enumerate(world.obstacles):
+        if o.cls not in ("person", "animal", "vehicle"):
+            continue
+        oe, on, _ = frame.to_enu(o.lat_deg, o.lon_deg)
+        near = [k for k, (kind, e, n, _) in enumerate(alerts)
+                if kind == o.cls and math.hypot(e - oe, n - on) <= MATCH_RADIUS_M]
+        used.update(near)
+        margin = dict(compiled.mission.alerts.safety_margin_m).get(o.cls, 0.0)
+        if not field.covers(Point(oe, on)) or math.hypot(oe, on) <= o.radius_m + margin:
+            continue  # outside the field, or at the take-off site (seen before the flight's survey)
+        objects.append((o.cls, i, len(near)))
+    false = [(kind, round(e, 1), round(n, 1)) for k, (kind, e, n, _) in enumerate(alerts) if k not in used]
+    return AlertScore(patch_errors, missed, objects, false, other)

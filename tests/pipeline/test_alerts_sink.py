@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -53,3 +54,10 @@ def test_a_person_in_the_field_and_an_avoidance_stop_reach_the_ground_station_on
     assert kinds.count("person") == 1 and kinds.count("avoidance_stop") == 1 and kinds.count("link_lost") == 1, kinds
     assert len(vehicle.texts) == len(rows)
     assert (tmp_path / "healthmap.geojson").is_file()
+    # the person stood below the camera: their alert carries a JPEG cut from the frame, saved in the folder
+    thumbs = sqlite3.connect(tmp_path / "outbox.sqlite").execute(
+        "SELECT thumbnail, thumbnail_file FROM alerts WHERE kind = 'person'").fetchall()
+    assert thumbs and thumbs[0][0][:2] == b"\xff\xd8" and thumbs[0][1].startswith("thumbs/")
+    assert (tmp_path / thumbs[0][1]).read_bytes() == thumbs[0][0]
+    features = json.loads((tmp_path / "alerts.geojson").read_text())["features"]
+    assert sorted(f["properties"]["kind"] for f in features) == kinds
