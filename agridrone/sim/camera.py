@@ -331,7 +331,7 @@ class SimCamera:
     def _place(self, pose: Pose):
         """The obstacles that may show in the frame, with their geometry for the painters."""
         from agridrone.sim.camera_objects import OBLIQUE_BELOW_DEG, Placed
-        from agridrone.training.synth_objects import View
+        from agridrone.scenery.objects import View
 
         w, h = self.size_wh
         if not len(self._obs_xy):

@@ -9,7 +9,7 @@ The ground lives in the mission's ENU frame (metres east/north of home). Two par
   resolution.
 - ``TileCache``: square tiles of ``TILE_M`` metres at pyramid levels of 20, 10, 5 and 2.5 px/m,
   rendered on first use with the formulas of the training renderer
-  (``agridrone.training.synth_field.render_ground``: soil shade from moisture and clods, crop rows
+  (``agridrone.scenery.field.render_ground``: soil shade from moisture and clods, crop rows
   with width and leaf noise and row shading, chlorotic/drought colours in stressed patches, weed
   blobs between the rows, pasture outside), kept in an LRU cache under a byte budget, and joined
   into a mosaic that the camera warps into the image in one ``cv2.warpPerspective``.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from agridrone.training.synth_field import crop_colour, fbm, hsv_rgb, soil_colour
+from agridrone.scenery.field import crop_colour, fbm, hsv_rgb, soil_colour
 
 TILE_M = 25.6                      # tile side in metres; the fine noise repeats every NOISE_TILES tiles
 NOISE_TILES = 4
@@ -61,7 +61,7 @@ def crop_look(crop: str) -> tuple[str, float, float]:
 
 
 def periodic_fbm(rng: np.random.Generator, size: int, cells: float, octaves: int) -> np.ndarray:
-    """Like ``synth_field.fbm`` (value noise, octaves doubling, persistence 0.5, 0..1) but tileable."""
+    """Like ``agridrone.scenery.field.fbm`` (value noise, octaves doubling, persistence 0.5, 0..1) but tileable."""
     out = np.zeros((size, size), np.float32)
     amp, total = 1.0, 0.0
     for o in range(octaves):

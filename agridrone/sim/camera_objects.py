@@ -1,7 +1,7 @@
 """The simulated camera's obstacles and camera effects.
 
 Obstacles are drawn by the training renderer's own painters
-(``agridrone.training.synth_objects.draw``: crowns with lit blobs, people, animals, vehicles,
+(``agridrone.scenery.objects.draw``: crowns with lit blobs, people, animals, vehicles,
 poles, buildings, with shadows), so the detector sees in simulation what it was trained on, but
 placed with the real camera geometry:
 
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from agridrone.training.synth_field import fbm
-from agridrone.training.synth_objects import Painter, View, draw
+from agridrone.scenery.field import fbm
+from agridrone.scenery.objects import Painter, View, draw
 
 OBLIQUE_BELOW_DEG = 55.0
 NOISE_BANK = 6
@@ -75,7 +75,7 @@ _VEHICLES = ((4.5, 1.8, 1.5), (5.3, 2.0, 1.8), (8.5, 2.5, 3.2), (4.3, 2.3, 2.9))
 
 
 def scripted_rng(cls: str, radius_m: float, height_m: float, seed) -> ScriptedRng:
-    """The generator that makes ``synth_objects.draw`` paint an obstacle of the world's size."""
+    """The generator that makes ``agridrone.scenery.objects.draw`` paint an obstacle of the world's size."""
     rng = np.random.default_rng(seed)
     if cls == "tree":
         return ScriptedRng(rng, uniform=[radius_m, height_m])

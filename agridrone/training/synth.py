@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from agridrone.training import DETECTOR_CLASSES, HEALTH_CLASSES
-from agridrone.training.synth_field import fbm, render_ground
-from agridrone.training.synth_objects import Painter, View, draw
+from agridrone.scenery.field import fbm, render_ground
+from agridrone.scenery.objects import Painter, View, draw
 
 CLASS_WEIGHTS = np.array([0.17, 0.22, 0.2, 0.17, 0.13, 0.11])
 PPM_RANGE = (4.5, 30.0)  # nadir ground scale, pixels per metre, log-uniform

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from agridrone.training.synth_field import hsv_rgb
+from agridrone.scenery.field import hsv_rgb
 
 
 @dataclass(frozen=True)
