@@ -71,7 +71,7 @@ class PerceptionConfig:
     conf_threshold: float = 0.35
     iou_threshold: float = 0.45
     num_threads: int = 2
-    tile_scale: float = 0.0
+    tile_scale: float = 1.0
     tile_overlap_px: int = 0
     health_footprint_fraction: float = 0.5
     health_rows: int = 6
@@ -177,7 +177,10 @@ def _tracker_defaults():
     # and a track "moves" from 1 m/s (0.5 in the tracker): a standing person's projected position jitters by
     # a metre or so between frames a vehicle second apart
     # and 2 hits confirm (3 in the tracker): at a frame a vehicle second, 3 hits cost 30 m of flight at 10 m/s
-    return TrackerConfig(tentative_forget_after_s=3.0, moving_speed_m_s=1.0, confirm_hits=2)
+    # and a tree/pole/building seen once is kept tentative for two minutes: seen again from the next survey line
+    # it is confirmed long before the vehicle reaches it (its first sighting is usually from the line before)
+    return TrackerConfig(tentative_forget_after_s=3.0, moving_speed_m_s=1.0, confirm_hits=2,
+                         static_tentative_forget_after_s=120.0)
 
 
 def _planner_defaults():

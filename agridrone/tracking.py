@@ -102,6 +102,10 @@ class TrackerConfig:
     - ``confirm_hits``: hits to confirm a track (3).
     - ``forget_after_s`` / ``tentative_forget_after_s``: seconds without a hit before a confirmed /
       tentative track is dropped (3 s / 1 s).
+    - ``static_tentative_forget_after_s``: the same for a tentative track of a class that does not move
+      (not in ``moving_classes``), if set (None: as the others). A tree seen once from one survey line and
+      again from the next is confirmed by the second sighting even a minute later: it has not gone
+      anywhere, and from a nadir camera a tree in the next line's path is best seen from this line.
     - ``static_gain``: weight of a new observation in a static track's average once past the
       first 1/static_gain hits (0.3).
     - ``alpha`` / ``beta``: alpha-beta filter gains for moving classes (0.3 / 0.05, close to the
@@ -123,6 +127,7 @@ class TrackerConfig:
     confirm_hits: int = 3
     forget_after_s: float = 3.0
     tentative_forget_after_s: float = 1.0
+    static_tentative_forget_after_s: float | None = None
     static_gain: float = 0.3
     alpha: float = 0.3
     beta: float = 0.05
@@ -143,6 +148,9 @@ class TrackerConfig:
             v = getattr(self, name)
             if not v > 0:
                 raise ValueError(f"{name}: expected > 0, got {v}")
+        if self.static_tentative_forget_after_s is not None and not self.static_tentative_forget_after_s > 0:
+            raise ValueError(f"static_tentative_forget_after_s: expected > 0 or None, got "
+                             f"{self.static_tentative_forget_after_s}")
         if self.confirm_hits < 1:
             raise ValueError(f"confirm_hits: expected >= 1, got {self.confirm_hits}")
         if self.merge_fraction < 0 or self.merge_min_m < 0:
@@ -309,7 +317,12 @@ class ObstacleTracker:
         cfg = self.config
         keep = []
         for tr in self._tracks:
-            limit_s = cfg.forget_after_s if tr.hits >= cfg.confirm_hits else cfg.tentative_forget_after_s
+            if tr.hits >= cfg.confirm_hits:
+                limit_s = cfg.forget_after_s
+            elif cfg.static_tentative_forget_after_s is not None and tr.label not in cfg.moving_classes:
+                limit_s = cfg.static_tentative_forget_after_s
+            else:
+                limit_s = cfg.tentative_forget_after_s
             if (now_ns - tr.last_seen_ns) / 1e9 <= limit_s:
                 keep.append(tr)
         self._tracks = keep

@@ -169,3 +169,20 @@ def test_time_must_not_go_backwards():
     tr.update(None, 1000)
     with pytest.raises(ValueError, match="non-decreasing"):
         tr.update(None, 999)
+
+
+def test_a_tree_seen_again_from_the_next_line_is_confirmed_a_walker_is_not():
+    """With static_tentative_forget_after_s, a tree seen once and again 50 s later (the next survey line) at
+    the same place is one confirmed track; a person seen once and again 50 s later starts over (people move),
+    and without the setting the tree starts over too (control)."""
+    s = 1_000_000_000
+    for static_s, tree_confirmed in ((120.0, True), (None, False)):
+        cfg = TrackerConfig(confirm_hits=2, tentative_forget_after_s=3.0, static_tentative_forget_after_s=static_s)
+        tr = ObstacleTracker(FRAME, cfg)
+        tr.update([det("tree", ts=0), det("person", e=-40.0, n=-40.0, ts=0)], 0)
+        for k in range(1, 50):
+            tr.update(None, k * s)
+        obs = tr.update([det("tree", e=10.8, ts=50 * s), det("person", e=-40.5, n=-40.0, ts=50 * s)], 50 * s)
+        by_label = {o.label: o for o in obs}
+        assert by_label["tree"].confirmed is tree_confirmed and by_label["tree"].hits == (2 if tree_confirmed else 1)
+        assert not by_label["person"].confirmed and by_label["person"].hits == 1

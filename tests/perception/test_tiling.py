@@ -137,4 +137,5 @@ def test_tiles_find_what_the_shrunk_frame_misses_from_survey_altitude():
                     found[name] += 1
     print(f"obstacle views {shown}: found whole-frame {found['whole']}, tiles {found['tiles']}")
     assert shown >= 40
-    assert found["tiles"] >= max(2 * found["whole"], 0.25 * shown), found
+    # shipped model (synthetic scenes v2): 36 of 64 over tiles, 16 whole (v1 model: 24 and 1)
+    assert found["tiles"] >= max(1.5 * found["whole"], 0.5 * shown), found
