@@ -62,13 +62,8 @@ def crop_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def render_ground(rng: np.random.Generator, h: int, w: int, px_per_m: float, stage: str | None = None,
-                  stress_level: float | None = None, weed_level: float | None = None,
-                  weeds_over_crop: bool = False) -> Ground:
-    """Render ``h`` x ``w`` pixels of field seen from straight above at ``px_per_m``.
-
-    Weeds grow between the rows; with ``weeds_over_crop`` they also smother part of the crop inside their
-    patches, as in a weedy field under a closed canopy (what the simulated camera paints in a world's weed
-    patch), so that a weed patch in a grown crop is not only visible where the rows leave soil."""
+                  stress_level: float | None = None, weed_level: float | None = None) -> Ground:
+    """Render ``h`` x ``w`` pixels of field seen from straight above at ``px_per_m``."""
     stage = stage or str(rng.choice(STAGES, p=[0.1, 0.18, 0.3, 0.22, 0.12, 0.08]))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     xm, ym = xx / px_per_m, yy / px_per_m
@@ -141,8 +136,7 @@ def render_ground(rng: np.random.Generator, h: int, w: int, px_per_m: float, sta
             region = patch > np.quantile(patch, 1.0 - wl)
             blobs = fbm(rng, h, w, cells=max(4.0, ground_m / rng.uniform(0.08, 0.2)), octaves=2)
             density = rng.uniform(0.45, 0.65)
-            weeds = region & (blobs > density) & (~crop | (leaf > 0.5) if weeds_over_crop else ~crop)
-            crop, stressed = crop & ~weeds, stressed & ~weeds
+            weeds = region & (blobs > density) & ~crop
             wc = hsv_rgb(rng.uniform(60, 150), rng.uniform(0.4, 0.8), rng.uniform(0.25, 0.65))
             weed_rgb = wc * (0.6 + 0.7 * leaf[..., None])
             rgb = np.where(weeds[..., None], weed_rgb, rgb)

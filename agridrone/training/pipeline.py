@@ -56,9 +56,9 @@ class Config:
                                                                         "name", "version", "prune_epochs",
                                                                         "qat_epochs")}
         if self.data is None:  # checkpoints trained on older synthetic scenes are not resumed
-            from agridrone.training.synth import GENERATOR_VERSION, HEALTH_TILES_VERSION
+            from agridrone.training.synth import GENERATOR_VERSION
 
-            d["synth_version"] = str(GENERATOR_VERSION if self.task == "detector" else HEALTH_TILES_VERSION)
+            d["synth_version"] = str(GENERATOR_VERSION)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -230,7 +230,7 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.datasets import load_classification
     from agridrone.training.evaluate import eval_health, keras_health_predict, load_tiles
     from agridrone.training.fit import set_threads_and_seed
-    from agridrone.training.synth import HEALTH_TILES_VERSION, write_health_dataset
+    from agridrone.training.synth import write_health_dataset
     from agridrone.training.validate import validate_classification
 
     t0 = time.monotonic_ns()
@@ -238,15 +238,14 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     work = Path(cfg.work) / f"health-{cfg.key()}"
     work.mkdir(parents=True, exist_ok=True)
     if cfg.data is None:
-        root = Path(cfg.work) / f"synth-health-v{HEALTH_TILES_VERSION}-s{cfg.seed}-n{cfg.synth_count}-{cfg.tile}"
+        root = Path(cfg.work) / f"synth-health-s{cfg.seed}-n{cfg.synth_count}-{cfg.tile}"
         if not (root / "synthetic.json").is_file():
             log(f"generating {cfg.synth_count} tiles per class ...")
             shutil.rmtree(root.with_suffix(".tmp"), ignore_errors=True)
             write_health_dataset(root.with_suffix(".tmp"), cfg.synth_count, cfg.seed, tile_px=96)
             shutil.rmtree(root, ignore_errors=True)
             root.with_suffix(".tmp").rename(root)
-        data_desc = (f"synthetic ground tiles from agridrone.training.synth v{HEALTH_TILES_VERSION} (seed {cfg.seed}, "
-                     f"{cfg.synth_count} per "
+        data_desc = (f"synthetic ground tiles from agridrone.training.synth (seed {cfg.seed}, {cfg.synth_count} per "
                      f"class, cut from nadir renders and labelled from crop/stress/weed masks, 80/10/10 split)")
     else:
         root = Path(cfg.data)
