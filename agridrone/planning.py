@@ -506,12 +506,17 @@ class AvoidancePlanner:
             if esc is None:
                 return "vehicle inside a keep-out with no free way out"
             prefix, start = [esc], esc
-        elif on_route and s_in - cfg.rejoin_offset_m > cfg.reached_m:
+        else:
+            # follow the route up to the departure point: through the mission waypoints still ahead of the
+            # vehicle (a survey line's start or end must not be cut off by a detour round a keep-out further
+            # on), also when replanning mid-detour from off the route (then from the vehicle's progress)
+            s_pos = 0.0 if on_route else _progress(segs, start)
             s_dep = s_in - cfg.rejoin_offset_m
-            dx_, dy_, _ = _point_at(segs, s_dep)
-            along = [(sg.bx, sg.by) for sg in segs if sg.s0 + sg.length < s_dep] + [(dx_, dy_)]
-            if free_outer.covers(LineString([start] + along)):
-                prefix, start = along, (dx_, dy_)
+            if s_dep - s_pos > cfg.reached_m:
+                dx_, dy_, _ = _point_at(segs, s_dep)
+                along = [(sg.bx, sg.by) for sg in segs if s_pos < sg.s0 + sg.length < s_dep] + [(dx_, dy_)]
+                if (on_route or len(along) > 1) and free_outer.covers(LineString([start] + along)):
+                    prefix, start = along, (dx_, dy_)
         barriers = {side: self._barrier(segs, kos, members, side, (s_in, s_out)) for side in _SIDES}
         ids = sorted({kos[i].track_id for i in members})
         kept = next((self._sides[i] for i in ids if i in self._sides), None)
@@ -631,6 +636,17 @@ def _circle_span(seg: _Seg, cx: float, cy: float, r: float) -> tuple[float, floa
     if t1 >= t2:
         return None
     return seg.s0 + t1, seg.s0 + t2
+
+
+def _progress(segs: list[_Seg], p: tuple[float, float]) -> float:
+    """Arc length of the point of the route nearest ``p``."""
+    best, best_s = math.inf, 0.0
+    for seg in segs:
+        qx, qy = project_on_segment(p, (seg.ax, seg.ay), (seg.bx, seg.by))
+        d = math.hypot(p[0] - qx, p[1] - qy)
+        if d < best:
+            best, best_s = d, seg.s0 + math.hypot(qx - seg.ax, qy - seg.ay)
+    return best_s
 
 
 def _point_at(segs: list[_Seg], s: float) -> tuple[float, float, _Seg]:

@@ -426,3 +426,26 @@ def test_a_vehicle_that_finds_itself_inside_a_keep_out_leaves_it_into_the_free_s
     assert math.dist(start, legs[1]) < 8.0  # the nearest way out (7.3 m), not a long way through the keep-out
     assert min_clearance(legs[1:], person, 10.0) >= -0.3  # from the escape point on, outside the keep-out
     assert c.resume_seq == 2 and legs[-1][0] > 45.0 + math.sqrt(10.5 ** 2 - 8.0 ** 2)  # past the keep-out
+
+
+def test_a_detour_replanned_mid_way_still_flies_the_next_line_start_before_going_round():
+    """The vehicle flies the short leg between two survey lines; a tree stands on the next line 20 m past its
+    start. The detour passes through the line's start (survey lines are flown from their start). When the
+    tree's estimate then grows into the detour's legs, the replanned detour, planned from off the route,
+    still goes through the line's start first (regression: it cut the corner, and a CI flight missed a
+    line start by 4.9 m)."""
+    rt = route((0, 0), (100, 0), (100, 20), (0, 20))
+    region = box(-20, -20, 120, 60)
+    cfg = PlannerConfig(speed_m_s=10.0)  # look-ahead 28 m
+    planner = AvoidancePlanner(rt, region, FRAME, cfg)
+    corner = (100.0, 20.0)
+    c1 = planner.update([ob(1, e=80.0, n=20.0, r=1.0)], VehicleState(100.0, 8.0, 3, 0.0, 10.0), 0)
+    assert c1 is not None and c1.kind is CorrectionKind.DETOUR, c1
+    assert min(math.dist(corner, p) for p in legs_of((100.0, 8.0), c1)) < 0.5
+    pos = (100.5, 11.0)  # a little off the leg, flying the detour's first target
+    grown = ob(1, e=84.0, n=21.0, r=3.0)  # now its keep-out (7 m) reaches the first detour's legs
+    c2 = planner.update([grown], VehicleState(*pos, 3, 0.0, 10.0), 1_000_000_000)
+    assert c2 is not None and c2.kind is CorrectionKind.DETOUR and c2 != c1, c2
+    legs = legs_of(pos, c2)
+    assert min(math.dist(corner, p) for p in legs) < 0.5, legs
+    assert min_clearance(legs, grown, 4.0) >= -1e-3
