@@ -336,12 +336,17 @@ class AvoidancePlanner:
             rejoin = d.waypoints_xy[-1]
             if self._legs_clear(kos, [pos, rejoin]):
                 path, why = [rejoin], "keep-out gone: straight to the rejoin point"
-            else:  # another keep-out lies between here and the rejoin point (off the route): round it
-                found = self._shortest(kos, pos, rejoin, self._free(kos, inner=False), self._free(kos, inner=True),
-                                       None)
+            else:  # another keep-out lies between here and the rejoin point (off the route): round it,
+                # leaving it first if the vehicle is inside it (it appeared or grew round the vehicle)
+                free_outer, start, prefix = self._free(kos, inner=False), pos, []
+                if not free_outer.covers(Point(pos)):
+                    esc = self._escape(pos, free_outer)
+                    if esc is not None:
+                        start, prefix = esc, [esc]
+                found = self._shortest(kos, start, rejoin, free_outer, self._free(kos, inner=True), None)
                 if found is None:
                     return self._to_hold(d.ids, "no clear way back to the rejoin point")
-                path, why = found[0], "keep-out gone: back to the rejoin point"
+                path, why = prefix + found[0], "keep-out gone: back to the rejoin point"
             d.waypoints_xy, d.idx = path, 0
             d.correction = self._correction(d.waypoints_xy, d.alt_m, d.resume_seq, d.side, d.ids, why)
             return d.correction

@@ -449,3 +449,24 @@ def test_a_detour_replanned_mid_way_still_flies_the_next_line_start_before_going
     legs = legs_of(pos, c2)
     assert min(math.dist(corner, p) for p in legs) < 0.5, legs
     assert min_clearance(legs, grown, 4.0) >= -1e-3
+
+
+def test_a_keep_out_that_appears_round_the_vehicle_beside_the_route_mid_detour_is_left_not_held_in():
+    """Mid-detour the tree being passed is forgotten and another appears 4 m from the vehicle, beside the
+    route (it touches no survey line): the vehicle is inside the new keep-out and the straight way back to
+    the rejoin point crosses it. The planner leaves it at the nearest free point and goes back round it
+    (regression: it held, "no clear way back to the rejoin point", and a CI flight waited for the pilot)."""
+    rt = route((0, 0), (200, 0), (200, 20))
+    region = box(-10, -40, 210, 60)
+    planner = AvoidancePlanner(rt, region, FRAME)
+    c1 = planner.update([ob(1, e=100.0, n=0.0, r=1.0)], VehicleState(88.0, 0.0, 2, 5.0), 0)
+    assert c1 is not None and c1.kind is CorrectionKind.DETOUR, c1
+    sign = 1.0 if c1.side == "left" else -1.0  # the detour's side of the line
+    other = ob(2, e=103.0, n=9.0 * sign, r=1.0)  # its keep-out (5 m) does not reach the line
+    pos = (100.0, 6.0 * sign)
+    assert math.dist(pos, (other.east_m, other.north_m)) < 5.0  # inside its keep-out (1 + 4 m)
+    c2 = planner.update([other], VehicleState(*pos, 2, 5.0), 1_000_000_000)
+    assert c2 is not None and c2.kind is CorrectionKind.DETOUR, c2
+    legs = legs_of(pos, c2)
+    assert min_clearance(legs[1:], other, 4.0) >= -0.3
+    assert abs(legs[-1][1]) < 0.5 and legs[-1][0] > 100.0  # back on the line, past the first tree
