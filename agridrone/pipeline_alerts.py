@@ -97,8 +97,6 @@ class AlertsSink:
     def _object_thumbnails(self, r) -> dict[int, bytes]:
         """A thumbnail per tracked person/animal/vehicle seen in this frame (renewed every THUMB_EVERY_S)."""
         out: dict[int, bytes] = {}
-        if self._projector is None:
-            return out
         size = (r.frame.image.shape[1], r.frame.image.shape[0])
         for ob in r.obstacles:
             if ob.label.lower() not in self.policy.config.object_labels:
@@ -118,8 +116,6 @@ class AlertsSink:
 
     def _zone_thumbnails(self, r, zones) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        if self._projector is None:
-            return out
         size = (r.frame.image.shape[1], r.frame.image.shape[0])
         ppm = self._px_per_m(r.pose)
         for z in zones:
@@ -140,10 +136,10 @@ class AlertsSink:
         from agridrone.fieldmap import GroundHealthObservation
 
         self._last_pos, self._last_ns = (r.pose.lat_deg, r.pose.lon_deg), r.ts_ns
+        h, w = r.frame.image.shape[:2]
+        if self._projector is None or (self._projector.camera.width_px, self._projector.camera.height_px) != (w, h):
+            self._projector = self.camera_factory((w, h))
         if r.tiles:
-            h, w = r.frame.image.shape[:2]
-            if self._projector is None or (self._projector.camera.width_px, self._projector.camera.height_px) != (w, h):
-                self._projector = self.camera_factory((w, h))
             pe, pn, _ = self.frame.to_enu(r.pose.lat_deg, r.pose.lon_deg)
             for t in r.tiles:
                 x1, y1, x2, y2 = t.box_xyxy
@@ -155,9 +151,6 @@ class AlertsSink:
                 self.fieldmap.add(GroundHealthObservation(t.label, float(t.probability), r.ts_ns, polygon_enu=poly,
                                                           indices=dict(t.indices)))
         obstacles = {o.track_id: o for o in r.obstacles}
-        if self._projector is None:
-            h, w = r.frame.image.shape[:2]
-            self._projector = self.camera_factory((w, h))
         self._commit(self.policy.on_obstacles(r.obstacles, r.ts_ns, self._object_thumbnails(r)))
         self._commit(self.policy.on_correction(r.correction, r.ts_ns, r.pose.lat_deg, r.pose.lon_deg, obstacles))
         if self._zones_at_ns is None or r.ts_ns - self._zones_at_ns >= ZONES_EVERY_S * 1e9:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from agridrone import __version__
 from agridrone.config import AppConfig
 from agridrone.errors import ModelError
 from agridrone.pipeline import FlightContext, Pipeline
@@ -226,7 +227,7 @@ def run_flight(vehicle, compiled, config: AppConfig, opts: FlightOptions) -> Fli
     records = FlightRecordSink(opts.out_dir, vehicle, latency=lambda: holder["p"].latency.stats(),
                                meta={"flight_id": opts.out_dir.name, "mission": compiled.mission.name,
                                      "mission_file": str(compiled.mission.source), "camera": opts.camera,
-                                     "time_scale": opts.time_scale, "agridrone": _version()})
+                                     "time_scale": opts.time_scale, "agridrone": __version__})
     sinks = [JsonlSink(opts.out_dir), records, *opts.sinks]
     if opts.alerts or opts.mqtt_url:
         from agridrone.pipeline_alerts import AlertsSink
@@ -313,12 +314,6 @@ def _finish(pipeline: Pipeline, compiled, opts: FlightOptions, ended: str, n_las
                                                  "mode": [t[4] for t in track], "seq": [t[5] for t in track]})
     _atomic(out / "track.geojson", json.dumps(geo))
     return FlightResult(completed, pipeline.commander.holds > 0, ended, report, track, events, out, max_seq)
-
-
-def _version() -> str:
-    from agridrone import __version__
-
-    return __version__
 
 
 def _atomic(path: Path, text: str) -> None:
