@@ -10,7 +10,9 @@ evidence (zero where the mean probability of the verdicts for that class is unde
 default) observed at least once, with confidence >= ``min_cell_confidence`` and pooled support >=
 ``min_cell_observations``,
 after a 3x3 morphological closing (a misclassified cell inside a patch neither splits it nor makes a
-hole), dropping specks under ``min_zone_cells``. A zone's reported confidence is the mean probability of
+hole), dropping specks under ``min_zone_cells`` and components less than half of whose cells were
+themselves observed ``min_cell_observations`` times (looks from different frames: one wrong tile seen
+once is no zone, while a survey's overlap shows every point of a field two or more times). A zone's reported confidence is the mean probability of
 its class over the observations of its cells (other classes' observations counting zero).
 
 A zone keeps its id while it grows: a component that overlaps cells of an earlier zone takes that
@@ -272,6 +274,8 @@ class FieldMap:
                 ncells = int(cells.sum())
                 if ncells < self.min_zone_cells:
                     continue
+                if np.mean(self.counts[cells] >= self.min_cell_observations) < 0.5:
+                    continue   # mostly a single look: wait for the next frame to confirm it
                 previous = np.unique(self._zone_grid[cells])
                 previous = [int(p) for p in previous if p and self._zone_meta[int(p)]["label"] == label]
                 if previous:

@@ -138,3 +138,22 @@ def test_specks_and_single_sightings_make_no_zone_and_a_wrong_cell_does_not_spli
     fm.add(GroundHealthObservation("healthy", 0.99, center_enu=(13.5, 12.5), size_m=(1, 1)))  # ... with a bad cell
     (zone,) = fm.zones()
     assert zone.label == "stressed" and zone.area_m2 == 35.0 and zone.holes_enu == ()
+
+
+def test_one_frame_s_wrong_tile_is_no_zone_until_another_frame_agrees():
+    """The flight loop's tiles are ~8 x 8 m over 2 m cells: one tile wrongly called weeds in one frame covers
+    16 cells whose pooled support is already that of two looks. It makes no zone; the next frame's look at
+    the same ground decides: healthy outvotes it, weeds again makes it a zone."""
+    def frame_look(label, shift):  # a frame's 8 m tile, placed with the next frame's jitter
+        return GroundHealthObservation(label, 0.8, center_enu=(20.0 + shift, 20.0 - shift), size_m=(8.0, 8.0))
+
+    fm = FieldMap(FRAME, (0, 0, 40, 40), cell_m=2.0, min_cell_observations=2)
+    fm.add_many(tiles("healthy", 0, 0, 40, 40, step=8.0))     # the survey's first look at the whole field ...
+    fm.add(frame_look("weeds", 0.0))                            # ... and one more, wrong, tile on top of it
+    assert fm.zones() == []
+    wrong_once = FieldMap(FRAME, (0, 0, 40, 40), cell_m=2.0, min_cell_observations=2)
+    wrong_once.add(frame_look("weeds", 0.0))                    # seen by one frame only
+    assert wrong_once.zones() == []
+    wrong_once.add(frame_look("weeds", 0.7))                    # the next frame agrees
+    (zone,) = wrong_once.zones()
+    assert zone.label == "weeds" and 50.0 <= zone.area_m2 <= 80.0
