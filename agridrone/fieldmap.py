@@ -154,6 +154,7 @@ class FieldMap:
         self._index_count: dict[str, np.ndarray] = {}
         self._zone_grid = np.zeros(shape, np.int32)     # persistent zone number per cell (0: none)
         self._zone_meta: dict[int, dict[str, Any]] = {}  # number -> label, first_seen_ns
+        self._shapes: dict[tuple, tuple] = {}            # last zones() call: cells -> outline (_make_zone)
         self._next_zone = 1
         self.observations = 0
         self.last_ts_ns = 0
@@ -258,6 +259,7 @@ class FieldMap:
         labels, best, conf, support = self.classify()
         new_grid = np.zeros_like(self._zone_grid)
         out: list[Zone] = []
+        shapes: dict[tuple, tuple] = {}   # this call's zone outlines, reused by the next call where unchanged
         for label in self.zone_labels:
             if label not in labels:
                 continue
@@ -268,15 +270,16 @@ class FieldMap:
             if self.close_gaps:  # a misclassified cell inside a patch must not split it in two
                 padded = cv2.copyMakeBorder(mask, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0)
                 mask = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))[2:-2, 2:-2]
-            n, comp = cv2.connectedComponents(mask, connectivity=8)
+            n, comp, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
             for k in range(1, n):
-                cells = comp == k
-                ncells = int(cells.sum())
+                x, y, w, h, ncells = (int(v) for v in stats[k])
                 if ncells < self.min_zone_cells:
                     continue
-                if np.mean(self.counts[cells] >= self.min_cell_observations) < 0.5:
+                box = (slice(y, y + h), slice(x, x + w))    # the component's cells: sub[...] inside box
+                sub = comp[box] == k
+                if np.mean(self.counts[box][sub] >= self.min_cell_observations) < 0.5:
                     continue   # mostly a single look: wait for the next frame to confirm it
-                previous = np.unique(self._zone_grid[cells])
+                previous = np.unique(self._zone_grid[box][sub])
                 previous = [int(p) for p in previous if p and self._zone_meta[int(p)]["label"] == label]
                 if previous:
                     number = min(previous)
@@ -286,17 +289,19 @@ class FieldMap:
                     self._next_zone += 1
                     self._zone_meta[number] = {"label": label, "first_seen_ns": now_ns}
                     merged = ()
-                new_grid[cells] = number
-                out.append(self._make_zone(number, label, cells, raw_conf, now_ns, merged))
+                new_grid[box][sub] = number
+                out.append(self._make_zone(number, label, box, sub, raw_conf, now_ns, merged, shapes))
         self._zone_grid = new_grid
+        self._shapes = shapes
         return out
 
     def _zone_name(self, number: int) -> str:
         return f"{self._zone_meta[number]['label']}-{number}"
 
-    def _make_zone(self, number: int, label: str, cells: np.ndarray, conf: np.ndarray, now_ns: int,
-                   merged: tuple[str, ...]) -> Zone:
-        rr, cc = np.nonzero(cells)
+    def _outline(self, box: tuple[slice, slice], sub: np.ndarray) -> tuple:
+        """(polygon_enu, polygon_latlon, holes_enu, centroid_enu, centroid lat, lon) of a component's cells."""
+        rr, cc = np.nonzero(sub)
+        rr, cc = rr + box[0].start, cc + box[1].start
         e0, n0 = self.origin_enu
         m = self.cell_m
         boxes = shapely.box(e0 + cc * m, n0 + rr * m, e0 + (cc + 1) * m, n0 + (rr + 1) * m)
@@ -310,27 +315,43 @@ class FieldMap:
         lat, lon, _ = self.frame.to_geo(cx, cy, 0.0)
         ring = np.asarray(geom.exterior.coords, dtype=float)
         rlat, rlon, _ = self.frame.to_geo(ring[:, 0], ring[:, 1], np.zeros(len(ring)))
-        weights = self.counts[cells].astype(np.float64)
+        return (tuple((round(x, 3), round(y, 3)) for x, y in geom.exterior.coords),
+                tuple((round(float(a), 8), round(float(b), 8)) for a, b in zip(rlat, rlon)),
+                tuple(tuple((round(x, 3), round(y, 3)) for x, y in ring.coords) for ring in geom.interiors),
+                (round(cx, 3), round(cy, 3)), float(lat), float(lon))
+
+    def _make_zone(self, number: int, label: str, box: tuple[slice, slice], sub: np.ndarray, conf: np.ndarray,
+                   now_ns: int, merged: tuple[str, ...], shapes: dict) -> Zone:
+        # the outline (a union of cell squares, the costly part) only changes when the cells do: over a
+        # flight most zones are the same from one call to the next, and a field can hold hundreds
+        key = (box[0].start, box[1].start, sub.shape, np.packbits(sub).tobytes())
+        outline = self._shapes.get(key) or shapes.get(key) or self._outline(box, sub)
+        shapes[key] = outline
+        polygon_enu, polygon_latlon, holes_enu, centroid_enu, lat, lon = outline
+        m = self.cell_m
+        ncells = int(sub.sum())
+        cells = (box[0], box[1])
+        weights = self.counts[cells][sub].astype(np.float64)
         if weights.sum() == 0:
             weights = np.ones_like(weights)
         mean_indices: dict[str, float] = {}
         for name in self._index_sum:
-            s = self._index_sum[name][cells].sum()
-            c = self._index_count[name][cells].sum()
+            s = self._index_sum[name][cells][sub].sum()
+            c = self._index_count[name][cells][sub].sum()
             if c:
                 mean_indices[name] = round(float(s / c), 4)
         return Zone(
             zone_id=self._zone_name(number),
             label=label,
-            cells=int(len(rr)),
-            area_m2=round(float(len(rr) * m * m), 3),
-            polygon_enu=tuple((round(x, 3), round(y, 3)) for x, y in geom.exterior.coords),
-            polygon_latlon=tuple((round(float(a), 8), round(float(b), 8)) for a, b in zip(rlat, rlon)),
-            holes_enu=tuple(tuple((round(x, 3), round(y, 3)) for x, y in ring.coords) for ring in geom.interiors),
-            centroid_enu=(round(cx, 3), round(cy, 3)),
-            centroid_lat_deg=float(lat),
-            centroid_lon_deg=float(lon),
-            confidence=round(float(np.average(conf[cells], weights=weights)), 4),
+            cells=ncells,
+            area_m2=round(float(ncells * m * m), 3),
+            polygon_enu=polygon_enu,
+            polygon_latlon=polygon_latlon,
+            holes_enu=holes_enu,
+            centroid_enu=centroid_enu,
+            centroid_lat_deg=lat,
+            centroid_lon_deg=lon,
+            confidence=round(float(np.average(conf[cells][sub], weights=weights)), 4),
             mean_indices=mean_indices,
             first_seen_ns=int(self._zone_meta[number]["first_seen_ns"]),
             updated_ns=now_ns,

@@ -18,6 +18,7 @@ format ground stations open), and the loop's per-stage latency to ``latency.json
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,26 @@ ZONES_EVERY_S = 5.0
 THUMB_HALF_PX = 40        # an object's thumbnail: this many pixels round the point where it stands, at least
 THUMB_EVERY_S = 2.0       # vehicle seconds between new thumbnails of the same object
 LATENCY_EVERY_S = 5.0     # wall seconds between rewrites of latency.json
+
+
+class _OnDemand(Mapping):
+    """A read-only mapping whose values ``make(item)`` computes on first access (empty results are absent)."""
+
+    def __init__(self, make, items: dict) -> None:
+        self._make, self._items, self._done = make, items, {}
+
+    def __getitem__(self, key):
+        if key not in self._done:
+            self._done[key] = self._make(self._items[key])
+        if not self._done[key]:
+            raise KeyError(key)
+        return self._done[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class AlertsSink:
@@ -114,19 +135,17 @@ class AlertsSink:
                 del self._thumbs[tid]
         return out
 
-    def _zone_thumbnails(self, r, zones) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
+    def _zone_thumbnails(self, r, zones) -> "_OnDemand":
+        """Thumbnails of the zones in view, each made when the policy asks for it: a field can hold a hundred
+        zones, of which the policy alerts a few."""
         size = (r.frame.image.shape[1], r.frame.image.shape[0])
         ppm = self._px_per_m(r.pose)
-        for z in zones:
-            if z.label not in ("stressed", "weeds"):
-                continue
+
+        def make(z) -> bytes:
             uv = self._pixel(r.pose, z.centroid_lat_deg, z.centroid_lon_deg, size)
-            if uv is not None:
-                jpeg = self._thumbnail(r.frame.image, uv, 0.75 * np.sqrt(max(z.area_m2, 1.0)) * ppm)
-                if jpeg:
-                    out[z.zone_id] = jpeg
-        return out
+            return self._thumbnail(r.frame.image, uv, 0.75 * np.sqrt(max(z.area_m2, 1.0)) * ppm) if uv else b""
+
+        return _OnDemand(make, {z.zone_id: z for z in zones if z.label in ("stressed", "weeds")})
 
     def _px_per_m(self, pose) -> float:
         """Ground scale at the image centre (pixels per metre), from the vehicle's height above home."""

@@ -157,3 +157,20 @@ def test_one_frame_s_wrong_tile_is_no_zone_until_another_frame_agrees():
     wrong_once.add(frame_look("weeds", 0.7))                    # the next frame agrees
     (zone,) = wrong_once.zones()
     assert zone.label == "weeds" and 50.0 <= zone.area_m2 <= 80.0
+
+
+def test_zones_called_as_the_flight_goes_equal_zones_made_once_at_the_end():
+    """zones() reuses the outlines of zones whose cells did not change since its last call: a map asked after
+    every frame ends with the same zones (outline, holes, centroid, confidence) as one asked once."""
+    looks = (tiles("weeds", 4, 4, 12, 10, p=0.8) + tiles("stressed", 20, 20, 30, 34, p=0.7)
+             + tiles("weeds", 10, 8, 16, 14, p=0.9) + tiles("stressed", 22, 18, 26, 20, p=0.6)
+             + tiles("healthy", 24, 24, 26, 26, p=0.95))
+    asked = FieldMap(FRAME, (0, 0, 40, 40), cell_m=1.0, min_cell_observations=1)
+    once = FieldMap(FRAME, (0, 0, 40, 40), cell_m=1.0, min_cell_observations=1)
+    for k in range(0, len(looks), 7):
+        asked.add_many(looks[k:k + 7])
+        asked.zones()
+    once.add_many(looks)
+    got = {(z.zone_id, z.polygon_enu, z.holes_enu, z.centroid_enu, z.confidence, z.area_m2) for z in asked.zones()}
+    want = {(z.polygon_enu, z.holes_enu, z.centroid_enu, z.confidence, z.area_m2) for z in once.zones()}
+    assert {g[1:] for g in got} == want and len(got) == len(want) == 2

@@ -61,3 +61,30 @@ def test_a_person_in_the_field_and_an_avoidance_stop_reach_the_ground_station_on
     assert (tmp_path / thumbs[0][1]).read_bytes() == thumbs[0][0]
     features = json.loads((tmp_path / "alerts.geojson").read_text())["features"]
     assert sorted(f["properties"]["kind"] for f in features) == kinds
+
+
+def test_a_weed_patch_under_the_camera_on_two_frames_is_alerted_once_with_its_thumbnail(tmp_path):
+    """Two frames whose centre tiles say weeds (the rest healthy): one weeds alert, committed with a JPEG of the
+    patch cut from the frame; the zones the policy does not alert get no thumbnail made."""
+    from agridrone.types import HealthTile
+
+    compiled = compile_mission(load_mission(MISSION))
+    sink = AlertsSink(tmp_path, compiled, TextVehicle(), flight_context(compiled, AppConfig()).camera_factory,
+                      flight_id="t2")
+    made = []
+    real = sink._thumbnail
+    sink._thumbnail = lambda *a: made.append(a[1]) or real(*a)
+    lat, lon, _ = compiled.plan.frame.to_geo(200.0, 100.0, 0.0)
+    img = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    tiles = tuple(HealthTile(r, c, (c * 80, r * 80, (c + 1) * 80, (r + 1) * 80), 2 if 2 <= r <= 3 and 3 <= c <= 4
+                             else 0, "weeds" if 2 <= r <= 3 and 3 <= c <= 4 else "healthy", 0.9)
+                  for r in range(6) for c in range(8))
+    for i in range(3):
+        ts = (i + 1) * 6_000_000_000        # zones are made every 5 s of vehicle time
+        sink.on_frame(FrameResult(ts, Frame(ts, img), pose_at(float(lat), float(lon), ts), Detections.empty((640, 480)),
+                                  (), tiles, (), None))
+    sink.close()
+    rows = sqlite3.connect(tmp_path / "outbox.sqlite").execute(
+        "SELECT kind, thumbnail FROM alerts WHERE kind = 'weeds'").fetchall()
+    assert len(rows) == 1 and rows[0][1][:2] == b"\xff\xd8", rows
+    assert len(made) == 1
