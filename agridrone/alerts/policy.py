@@ -188,9 +188,12 @@ class AlertPolicy:
             if not self._in_field(ob.lat_deg, ob.lon_deg):
                 continue
             kind = AlertKind(category)
-            st = self._object_state(kind, ob.track_id, ob.lat_deg, ob.lon_deg, now_ns)
+            # when the camera last saw it: the loop also lists obstacles it only remembers (out of view), and
+            # those must not make a new track of the same object look like a second one standing beside it
+            seen_ns = min(int(ob.last_seen_ns), now_ns) if ob.last_seen_ns else now_ns
+            st = self._object_state(kind, ob.track_id, ob.lat_deg, ob.lon_deg, seen_ns)
             moved = _dist_m(st.lat_deg, st.lon_deg, ob.lat_deg, ob.lon_deg)
-            st.last_seen_ns = now_ns
+            st.last_seen_ns = max(st.last_seen_ns, seen_ns)
             if st.revision and moved < cfg.object_move_update_m and st.alert_id not in self._queue:
                 continue
             if not st.revision or moved >= cfg.object_move_update_m:

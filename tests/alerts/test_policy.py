@@ -88,6 +88,21 @@ def test_objects_alerted_once_and_reidentified_tracks_deduplicated():
                                 obstacle(12, north_m=150, east_m=20)], 7 * S) == []
 
 
+def test_a_remembered_track_does_not_make_the_same_animal_s_new_track_a_second_animal():
+    """The loop lists obstacles it remembers out of view (their last_seen_ns stays old) beside those in view.
+    An animal alerted under track 11, passed again 200 s later, gets a new track 21 while track 11 is still
+    listed from memory: it is the same animal (one alert), not a second one standing beside it. Two tracks
+    that are both seen in the same frame are still two animals."""
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0))
+    (a,) = policy.on_obstacles([obstacle(11, "cow", t_ns=1 * S)], 1 * S)
+    for t in range(200, 205):
+        assert policy.on_obstacles([obstacle(11, "cow", t_ns=1 * S),
+                                    obstacle(21, "cow", north_m=20.5, t_ns=t * S)], t * S) == []
+    (b,) = policy.on_obstacles([obstacle(21, "cow", north_m=20.5, t_ns=206 * S),
+                                obstacle(30, "cow", north_m=23.0, t_ns=206 * S)], 206 * S)
+    assert b.alert_id == "F7/animal/track-30" and a.alert_id == "F7/animal/track-11"
+
+
 def test_moving_object_updates_its_alert():
     policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_move_update_m=15))
     (a,) = policy.on_obstacles([obstacle(3, "tractor")], 1 * S)
