@@ -17,9 +17,10 @@ from pathlib import Path
 
 # the tiny configuration: the whole path (generate, train, prune, quantize, evaluate) in well under 3 min
 TINY = {"detector": dict(imgsz=128, width=0.5, epochs=2, prune_epochs=1, synth_count=60, batch=8, steps_per_epoch=6),
-        "health": dict(tile=64, width=0.5, epochs=2, prune_epochs=1, synth_count=30, batch=16, steps_per_epoch=6)}
+        "health": dict(tile=64, width=0.5, epochs=2, prune_epochs=1, synth_count=30, sim_count=8, batch=16,
+                       steps_per_epoch=6)}
 FULL = {"detector": dict(imgsz=320, train_crop=224, width=1.0, epochs=56, prune_epochs=2, synth_count=2000, batch=16),
-        "health": dict(tile=64, width=1.0, epochs=30, prune_epochs=2, synth_count=1500, batch=32)}
+        "health": dict(tile=64, width=1.5, epochs=40, prune_epochs=2, synth_count=1500, sim_count=1000, batch=32)}
 
 
 def register(sub) -> None:
@@ -36,6 +37,9 @@ def register(sub) -> None:
                             help="train on random crops of this size (a multiple of 32; default 224)")
         else:
             tp.add_argument("--tile", type=int, help="tile size in pixels (default 64)")
+            tp.add_argument("--sim-count", type=int,
+                            help="more tiles per class seen through the simulated camera over random fields, "
+                                 "when no --data (default 1000; 0: none)")
         tp.add_argument("--epochs", type=int, help="training epochs")
         tp.add_argument("--out", type=Path, default=Path("models"), help="where the .tflite and its card go")
         tp.add_argument("--workdir", type=Path, default=Path("runs/training"),
@@ -81,7 +85,8 @@ def config_from_args(args):
     base = dict((TINY if args.tiny else FULL)[args.task])
     for key, attr in (("epochs", "epochs"), ("batch", "batch"), ("lr", "lr"), ("width", "width"),
                       ("synth_count", "synth_count"), ("prune_epochs", "prune_epochs"),
-                      ("imgsz", "imgsz"), ("tile", "tile"), ("train_crop", "train_crop")):
+                      ("imgsz", "imgsz"), ("tile", "tile"), ("train_crop", "train_crop"),
+                      ("sim_count", "sim_count")):
         v = getattr(args, attr, None)
         if v is not None:
             base[key] = v
@@ -90,6 +95,8 @@ def config_from_args(args):
     crop = base.get("train_crop", 0)
     if crop and (crop % 32 or crop > base.get("imgsz", 320)):
         raise ConfigError(f"--train-crop: expected a multiple of 32 up to --imgsz, got {crop}")
+    if base.get("sim_count", 0) < 0:
+        raise ConfigError(f"--sim-count: expected 0 or more tiles per class, got {base['sim_count']}")
     if base.get("epochs", 1) < 1:
         raise ConfigError(f"--epochs: expected at least 1, got {base['epochs']}")
     if not 0.0 <= args.sparsity < 1.0:
@@ -133,7 +140,7 @@ def run_synth(args) -> int:
     if args.task == "detector":
         root = write_detection_dataset(args.out, args.count, args.seed, args.imgsz)
     else:
-        root = write_health_dataset(args.out, args.count, args.seed)
+        root = write_health_dataset(args.out, args.count, args.seed, sim_per_class=args.count // 2)
     print(f"wrote {root}")
     return 0
 

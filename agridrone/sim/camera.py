@@ -79,7 +79,8 @@ class SimCamera:
 
     def __init__(self, world, *, size_wh: tuple[int, int] = (640, 480), camera: CameraModel | None = None,
                  mount: CameraMount | None = None, seed: int = 0, cache_mb: float = 96.0,
-                 noise: bool = True, sun_azimuth_deg: float | None = None, sun_elevation_deg: float = 45.0) -> None:
+                 noise: bool = True, sun_azimuth_deg: float | None = None, sun_elevation_deg: float = 45.0,
+                 mission=None) -> None:
         from agridrone.mission.geometry import frame_of, to_enu
         from agridrone.mission.loader import load_mission
         from agridrone.sim.camera_ground import GroundModel, TileCache, stable_seed
@@ -96,10 +97,13 @@ class SimCamera:
                 self.world = load_world(path)
             except AgriDroneError as err:
                 raise CameraError(f"simulated camera: world {path}: {err}") from None
-        try:
-            self.mission = load_mission(self.world.mission_path)
-        except AgriDroneError as err:
-            raise CameraError(f"simulated camera: mission of world {self.world.name}: {err}") from None
+        if mission is not None:  # a world made in memory (training data) brings its mission along
+            self.mission = mission
+        else:
+            try:
+                self.mission = load_mission(self.world.mission_path)
+            except AgriDroneError as err:
+                raise CameraError(f"simulated camera: mission of world {self.world.name}: {err}") from None
         if camera is not None and not isinstance(camera, CameraModel):
             raise CameraError(f"simulated camera: expected a CameraModel, got {type(camera).__name__}")
         self.camera = camera or camera_for_mission(self.mission.camera, size_wh)

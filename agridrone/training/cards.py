@@ -109,6 +109,13 @@ def markdown(card: dict) -> str:
             for k, n in enumerate(card["labels"]):
                 lines.append(f"| {n} | {_fmt(last['precision'][k])} | {_fmt(last['recall'][k])} | "
                              f"{_fmt(last['f1'][k])} | {last['confusion'][k]} |")
+            if last.get("by_source"):
+                lines += ["", f"By data source ({stages[-1]}, test split):", "",
+                          "| source | accuracy | macro F1 | recall per class | images |", "|---|---|---|---|---|"]
+                for src, r in last["by_source"].items():
+                    rec = ", ".join(f"{n} {_fmt(r['recall'][k])}" for k, n in enumerate(card["labels"]))
+                    lines.append(f"| {src} | {_fmt(r.get('accuracy'))} | {_fmt(r.get('macro_f1'))} | {rec} | "
+                                 f"{r.get('images')} |")
     for k in ("latency", "size", "real_data"):
         if k in m:
             lines += ["", f"{k}: `{json.dumps(m[k])}`"]

@@ -40,6 +40,7 @@ class Config:
     lr: float = 3e-3
     seed: int = 0
     synth_count: int = 3000       # detector scenes / health tiles per class when no --data
+    sim_count: int = 0            # health: more tiles per class through the simulated camera when no --data
     sparsity: float = 0.5
     prune_epochs: int = 2
     qat_epochs: int = 0
@@ -238,15 +239,24 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     work = Path(cfg.work) / f"health-{cfg.key()}"
     work.mkdir(parents=True, exist_ok=True)
     if cfg.data is None:
-        root = Path(cfg.work) / f"synth-health-s{cfg.seed}-n{cfg.synth_count}-{cfg.tile}"
+        root = Path(cfg.work) / f"synth-health-s{cfg.seed}-n{cfg.synth_count}-sim{cfg.sim_count}-{cfg.tile}"
         if not (root / "synthetic.json").is_file():
-            log(f"generating {cfg.synth_count} tiles per class ...")
+            log(f"generating {cfg.synth_count} + {cfg.sim_count} tiles per class ...")
             shutil.rmtree(root.with_suffix(".tmp"), ignore_errors=True)
-            write_health_dataset(root.with_suffix(".tmp"), cfg.synth_count, cfg.seed, tile_px=96)
+            bar = _progress(cfg, None, "simulated-camera fields") if cfg.sim_count else None
+            write_health_dataset(root.with_suffix(".tmp"), cfg.synth_count, cfg.seed, tile_px=96,
+                                 sim_per_class=cfg.sim_count, progress=bar.update if bar is not None else None)
+            if bar is not None:
+                bar.close()
             shutil.rmtree(root, ignore_errors=True)
             root.with_suffix(".tmp").rename(root)
         data_desc = (f"synthetic ground tiles from agridrone.training.synth (seed {cfg.seed}, {cfg.synth_count} per "
-                     f"class, cut from nadir renders and labelled from crop/stress/weed masks, 80/10/10 split)")
+                     f"class, cut from nadir renders and labelled from crop/stress/weed masks)")
+        if cfg.sim_count:
+            data_desc += (f" and {cfg.sim_count} per class seen through the simulated camera over random fields "
+                          f"(agridrone.training.simviews: 6x8 grid tiles of frames from 25-90 m, labelled from the "
+                          f"patch polygons; no example world)")
+        data_desc += ", each source split 80/10/10"
     else:
         root = Path(cfg.data)
         data_desc = f"{root} (image folder per class)"
@@ -297,8 +307,18 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     train_s = (time.monotonic_ns() - t0) / 1e9
     from agridrone.training.evaluate import tflite_health_predict
 
+    sim = np.array([Path(it.image).name.startswith("sim_") for it in test_items], bool)
+
+    def eval_int8(path):
+        predict = tflite_health_predict(path)
+        res = eval_health(predict, x_test, y_test, len(names))
+        if cfg.data is None and sim.any() and (~sim).any():  # each synthetic source on its own
+            res["by_source"] = {src: eval_health(predict, x_test[m], y_test[m], len(names))
+                                for src, m in (("training renderer", ~sim), ("simulated camera", sim))}
+        return res
+
     return _finish(cfg, "classification", names, tfl, metrics, fit_fn, core, data_desc, train_s, test_items, log,
-                   lambda path: eval_health(tflite_health_predict(path), x_test, y_test, len(names)))
+                   eval_int8)
 
 
 def _finish(cfg, task, names, tfl, metrics, fit_fn, core, data_desc, train_s, test, log, eval_int8) -> dict:

@@ -76,3 +76,34 @@ def test_written_dataset_loads_as_valid_yolo(tmp_path):
     assert ds.fmt == "yolo" and ds.names == DETECTOR_CLASSES
     assert len(ds.items) == 10 and len(ds.split("train")) == 8
     assert not [i for i in validate_detection(ds).issues if "empty class" not in i.what and i.severity == "error"]
+
+
+def test_sim_view_tiles_are_labelled_from_the_polygons_under_them():
+    """A grid tile through the simulated camera is a patch kind when >= 60 % of its ground lies in one such
+    patch, healthy inside the field touching no patch, and unused otherwise."""
+    from shapely.geometry import box
+
+    from agridrone.training.simviews import label_tile
+
+    field = box(0, 0, 100, 100)
+    patches = [("weeds", box(40, 40, 60, 60)), ("bare_soil", box(70, 10, 90, 30))]
+    assert HEALTH_CLASSES[label_tile(box(42, 42, 50, 50), field, patches)] == "weeds"
+    assert HEALTH_CLASSES[label_tile(box(37, 40, 47, 50), field, patches)] == "weeds"        # 70 % in it
+    assert label_tile(box(35, 40, 45, 50), field, patches) is None                          # half in it
+    assert HEALTH_CLASSES[label_tile(box(72, 12, 80, 20), field, patches)] == "bare_soil"
+    assert HEALTH_CLASSES[label_tile(box(5, 5, 15, 15), field, patches)] == "healthy"
+    assert label_tile(box(30, 40, 40.5, 50), field, patches) is None                        # touches the weeds
+    assert label_tile(box(95, 50, 105, 60), field, patches) is None                         # half out of the field
+
+
+def test_sim_view_tiles_are_balanced_deterministic_and_look_like_their_class():
+    from agridrone.training.simviews import sim_health_tiles
+
+    x, y = sim_health_tiles(3, 5, tile_px=32)
+    assert x.shape == (20, 32, 32, 3) and x.dtype == np.uint8
+    assert np.bincount(y, minlength=4).tolist() == [5, 5, 5, 5]
+    x2, y2 = sim_health_tiles(3, 5, tile_px=32)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    f = x.astype(np.float32)
+    exg = (2 * f[..., 1] - f[..., 0] - f[..., 2]).mean(axis=(1, 2))     # excess green, RGB order
+    assert exg[y == HEALTH_CLASSES.index("bare_soil")].max() < exg[y == HEALTH_CLASSES.index("healthy")].min()
