@@ -107,7 +107,14 @@ class FakeAutopilot:
         return self.of_type(mtype)
 
     def stop(self) -> None:
+        # the listening socket goes first, as when the autopilot's process dies: closing the connection while
+        # it still listened let the link's reconnect land in its backlog (a connect that then resets), so
+        # a test counted two reconnects for one restart
         self._stop.set()
+        try:
+            self._server.close()
+        except OSError:
+            pass
         self._thread.join(timeout=3)
         for s in (self._conn, self._server):
             if s is not None:
@@ -131,6 +138,8 @@ class FakeAutopilot:
                 break
             except socket.timeout:
                 continue
+            except OSError:  # stop() closed the listening socket
+                return
         else:
             return
         if self.close_at_once:
