@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HEALTH_CLASSES = ("healthy", "stressed", "weeds", "bare_soil")
+from agridrone.training import HEALTH_CLASSES
+
 # about as many fields of each of the simulated camera's crop looks (closed canopy, wide rows, vines,
 # narrow rows, other)
 CROPS = ("winter wheat", "spring barley", "rye", "maize", "sunflower", "sorghum", "grapevine", "hops", "orchard",
@@ -93,6 +94,22 @@ def random_world(seed: int, index: int):
     return cam, field, patches
 
 
+def tile_footprint(cam, pose, r: int, q: int, rows: int, cols: int):
+    """The ground under grid tile (row r, column q) of a ``rows`` x ``cols`` frame of ``cam`` at ``pose``:
+    a shapely polygon in the world's ENU metres, or None where it is not a proper one (sky, degenerate)."""
+    from shapely.geometry import Polygon
+
+    from agridrone.mission.geometry import to_enu
+
+    w, h = cam.size_wh
+    tw, th = w // cols, h // rows
+    u = np.array([q * tw, (q + 1) * tw, (q + 1) * tw, q * tw], float)
+    v = np.array([r * th, r * th, (r + 1) * th, (r + 1) * th], float)
+    lat, lon = cam.projector.pixel_to_ground(pose, u, v, cam.ground_alt_m)
+    cell = Polygon(to_enu(cam.frame, np.column_stack([lat, lon])))
+    return cell if cell.is_valid and cell.area > 0 else None
+
+
 def label_tile(cell, field, patches) -> int | None:
     """The class of a tile whose ground footprint is ``cell``; None where it is ambiguous."""
     for kind, p in patches:
@@ -106,9 +123,8 @@ def label_tile(cell, field, patches) -> int | None:
 def sim_health_tiles(seed: int, per_class: int, tile_px: int = 64, rows: int = 6, cols: int = 8,
                      views_per_world: int = 4, per_view: int = 6, progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Balanced tiles through the simulated camera: (N, tile_px, tile_px, 3) uint8 RGB, (N,) labels."""
-    from shapely.geometry import Point, Polygon
+    from shapely.geometry import Point
 
-    from agridrone.mission.geometry import to_enu
     from agridrone.types import Pose
 
     buckets: list[list[np.ndarray]] = [[] for _ in HEALTH_CLASSES]
@@ -138,20 +154,15 @@ def sim_health_tiles(seed: int, per_class: int, tile_px: int = 64, rows: int = 6
             tw, th = W // cols, H // rows
             taken = [0] * len(HEALTH_CLASSES)   # at most per_view of a class from one frame: variety
             for cell_index in rng.permutation(rows * cols):
-                    r, q = divmod(int(cell_index), cols)
-                    u = np.array([q * tw, (q + 1) * tw, (q + 1) * tw, q * tw], float)
-                    vv = np.array([r * th, r * th, (r + 1) * th, (r + 1) * th], float)
-                    glat, glon = cam.projector.pixel_to_ground(pose, u, vv, cam.ground_alt_m)
-                    cell = Polygon(to_enu(cam.frame, np.column_stack([glat, glon])))
-                    if not cell.is_valid or cell.area <= 0:
-                        continue
-                    lab = label_tile(cell, field, patches)
-                    if lab is None or len(buckets[lab]) >= per_class or taken[lab] >= per_view:
-                        continue
-                    taken[lab] += 1
-                    tile = img[r * th:(r + 1) * th, q * tw:(q + 1) * tw]
-                    tile = cv2.resize(tile, (tile_px, tile_px), interpolation=cv2.INTER_AREA)
-                    buckets[lab].append(cv2.cvtColor(tile, cv2.COLOR_BGR2RGB))
+                r, q = divmod(int(cell_index), cols)
+                cell = tile_footprint(cam, pose, r, q, rows, cols)
+                lab = label_tile(cell, field, patches) if cell is not None else None
+                if lab is None or len(buckets[lab]) >= per_class or taken[lab] >= per_view:
+                    continue
+                taken[lab] += 1
+                tile = img[r * th:(r + 1) * th, q * tw:(q + 1) * tw]
+                tile = cv2.resize(tile, (tile_px, tile_px), interpolation=cv2.INTER_AREA)
+                buckets[lab].append(cv2.cvtColor(tile, cv2.COLOR_BGR2RGB))
         index += 1
         if progress:
             progress(1)

@@ -87,6 +87,8 @@ def eval_health(model: Path, worlds: list[str], views: int, rows: int = 6, cols:
 
     from agridrone.mission.geometry import to_enu
     from agridrone.perception.health import HealthClassifier
+    from agridrone.training import HEALTH_CLASSES
+    from agridrone.training.simviews import label_tile, tile_footprint
 
     clf = HealthClassifier(model)
     rng = np.random.default_rng(1)
@@ -108,20 +110,11 @@ def eval_health(model: Path, worlds: list[str], views: int, rows: int = 6, cols:
                 tiles, labels = [], []
                 for r in range(rows):
                     for q in range(cols):
-                        u = np.array([q * tw, (q + 1) * tw, (q + 1) * tw, q * tw], float)
-                        vv = np.array([r * th, r * th, (r + 1) * th, (r + 1) * th], float)
-                        lat, lon = cam.projector.pixel_to_ground(pose, u, vv, cam.ground_alt_m)
-                        cell = Polygon(to_enu(cam.frame, np.column_stack([lat, lon])))
-                        if not cell.is_valid or cell.area <= 0:
+                        cell = tile_footprint(cam, pose, r, q, rows, cols)
+                        k = label_tile(cell, field, patches) if cell is not None else None
+                        if k is None:
                             continue
-                        lab = None
-                        for k2, p2 in patches:
-                            if cell.intersection(p2).area >= 0.6 * cell.area:
-                                lab = k2
-                        if lab is None and field.contains(cell) and not any(cell.intersects(p2) for _, p2 in patches):
-                            lab = "healthy"
-                        if lab is None:
-                            continue
+                        lab = HEALTH_CLASSES[k]
                         tiles.append(img[r * th:(r + 1) * th, q * tw:(q + 1) * tw])
                         labels.append(lab)
                 if not tiles:
