@@ -12,8 +12,9 @@ default) observed at least once, with confidence >= ``min_cell_confidence`` and 
 after a 3x3 morphological closing (a misclassified cell inside a patch neither splits it nor makes a
 hole), dropping specks under ``min_zone_cells`` and components less than half of whose cells were
 themselves observed ``min_cell_observations`` times (looks from different frames: one wrong tile seen
-once is no zone, while a survey's overlap shows every point of a field two or more times). A zone's reported confidence is the mean probability of
-its class over the observations of its cells (other classes' observations counting zero).
+once is no zone, while a survey's overlap shows every point of a field two or more times). A zone's
+reported confidence is the mean probability of its class over the observations of its cells (other
+classes' observations counting zero).
 
 A zone keeps its id while it grows: a component that overlaps cells of an earlier zone takes that
 zone's id (the oldest id when it swallowed several, the others are listed in ``merged_ids``), so
@@ -325,19 +326,17 @@ class FieldMap:
         # the outline (a union of cell squares, the costly part) only changes when the cells do: over a
         # flight most zones are the same from one call to the next, and a field can hold hundreds
         key = (box[0].start, box[1].start, sub.shape, np.packbits(sub).tobytes())
-        outline = self._shapes.get(key) or shapes.get(key) or self._outline(box, sub)
-        shapes[key] = outline
+        outline = shapes[key] = self._shapes.get(key) or self._outline(box, sub)
         polygon_enu, polygon_latlon, holes_enu, centroid_enu, lat, lon = outline
         m = self.cell_m
         ncells = int(sub.sum())
-        cells = (box[0], box[1])
-        weights = self.counts[cells][sub].astype(np.float64)
+        weights = self.counts[box][sub].astype(np.float64)
         if weights.sum() == 0:
             weights = np.ones_like(weights)
         mean_indices: dict[str, float] = {}
         for name in self._index_sum:
-            s = self._index_sum[name][cells][sub].sum()
-            c = self._index_count[name][cells][sub].sum()
+            s = self._index_sum[name][box][sub].sum()
+            c = self._index_count[name][box][sub].sum()
             if c:
                 mean_indices[name] = round(float(s / c), 4)
         return Zone(
@@ -351,7 +350,7 @@ class FieldMap:
             centroid_enu=centroid_enu,
             centroid_lat_deg=lat,
             centroid_lon_deg=lon,
-            confidence=round(float(np.average(conf[cells][sub], weights=weights)), 4),
+            confidence=round(float(np.average(conf[box][sub], weights=weights)), 4),
             mean_indices=mean_indices,
             first_seen_ns=int(self._zone_meta[number]["first_seen_ns"]),
             updated_ns=now_ns,

@@ -338,11 +338,8 @@ class AvoidancePlanner:
                 path, why = [rejoin], "keep-out gone: straight to the rejoin point"
             else:  # another keep-out lies between here and the rejoin point (off the route): round it,
                 # leaving it first if the vehicle is inside it (it appeared or grew round the vehicle)
-                free_outer, start, prefix = self._free(kos, inner=False), pos, []
-                if not free_outer.covers(Point(pos)):
-                    esc = self._escape(pos, free_outer)
-                    if esc is not None:
-                        start, prefix = esc, [esc]
+                free_outer = self._free(kos, inner=False)
+                start, prefix = self._leave_keepouts(pos, free_outer) or (pos, [])
                 found = self._shortest(kos, start, rejoin, free_outer, self._free(kos, inner=True), None)
                 if found is None:
                     return self._to_hold(d.ids, "no clear way back to the rejoin point")
@@ -505,12 +502,11 @@ class AvoidancePlanner:
             return "no free point on the route past the keep-out"
         gx, gy, gseg = goal
         prefix: list[tuple[float, float]] = []
-        union = unary_union([k.poly for k in kos])
-        if union.contains(Point(start)):  # inside a keep-out (it grew or appeared late): leave it first
-            esc = self._escape(start, free_outer)
-            if esc is None:
+        if not free_outer.covers(Point(start)):  # inside a keep-out (it grew or appeared late): leave it first
+            left = self._leave_keepouts(start, free_outer)
+            if left is None:
                 return "vehicle inside a keep-out with no free way out"
-            prefix, start = [esc], esc
+            start, prefix = left
         else:
             # follow the route up to the departure point: through the mission waypoints still ahead of the
             # vehicle (a survey line's start or end must not be cut off by a detour round a keep-out further
@@ -555,6 +551,14 @@ class AvoidancePlanner:
                 or (len(prefix) > 1 and not free_outer.covers(LineString(prefix))):
             return "internal check failed: detour leaves the free region"
         return path, side, gseg.end_seq, gseg.alt_m
+
+    def _leave_keepouts(self, start, free_outer):
+        """(where a path from ``start`` begins, the waypoints that lead there): ``start`` itself when it is
+        free, else the escape point out of the keep-out round it; None when there is no way out."""
+        if free_outer.covers(Point(start)):
+            return start, []
+        esc = self._escape(start, free_outer)
+        return (esc, [esc]) if esc is not None else None
 
     def _escape(self, start, free_outer) -> tuple[float, float] | None:
         """The nearest point from inside a keep-out that lies a little way into the free space (None: none)."""

@@ -231,7 +231,7 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.datasets import load_classification
     from agridrone.training.evaluate import eval_health, keras_health_predict, load_tiles
     from agridrone.training.fit import set_threads_and_seed
-    from agridrone.training.synth import write_health_dataset
+    from agridrone.training.synth import SIM_TILE_PREFIX, write_health_dataset
     from agridrone.training.validate import validate_classification
 
     t0 = time.monotonic_ns()
@@ -307,7 +307,7 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     train_s = (time.monotonic_ns() - t0) / 1e9
     from agridrone.training.evaluate import tflite_health_predict
 
-    sim = np.array([Path(it.image).name.startswith("sim_") for it in test_items], bool)
+    sim = np.array([Path(it.image).name.startswith(SIM_TILE_PREFIX) for it in test_items], bool)
 
     def eval_int8(path):
         predict = tflite_health_predict(path)

@@ -287,6 +287,9 @@ def write_detection_dataset(out_dir: Path, count: int, seed: int, size: int = 32
     return out_dir
 
 
+SIM_TILE_PREFIX = "sim_"   # file names of the health tiles seen through the simulated camera
+
+
 def write_health_dataset(out_dir: Path, per_class: int, seed: int, tile_px: int = 64, sim_per_class: int = 0,
                          progress=None) -> Path:
     """Write balanced tiles as ``out_dir/{train,val,test}/{class}/*.png``; returns its root.
@@ -295,17 +298,17 @@ def write_health_dataset(out_dir: Path, per_class: int, seed: int, tile_px: int 
     through the simulated camera over random fields (``sim_*``, :mod:`agridrone.training.simviews`),
     each source split 80/10/10 on its own so both are in every split."""
     out_dir = Path(out_dir)
-    sources = [("tile", health_tiles(seed, per_class, tile_px))]
+    sources = [("tile_", health_tiles(seed, per_class, tile_px))]
     if sim_per_class > 0:
         from agridrone.training.simviews import sim_health_tiles
 
-        sources.append(("sim", sim_health_tiles(seed, sim_per_class, tile_px, progress=progress)))
+        sources.append((SIM_TILE_PREFIX, sim_health_tiles(seed, sim_per_class, tile_px, progress=progress)))
     for prefix, (images, labels) in sources:
         n = len(labels)
         for i, (img, lab) in enumerate(zip(images, labels)):
             d = out_dir / _split_of(i, n) / HEALTH_CLASSES[lab]
             d.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(d / f"{prefix}_{seed}_{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(d / f"{prefix}{seed}_{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     (out_dir / "synthetic.json").write_text(json.dumps({"generator": "agridrone.training.synth", "seed": seed,
                                                         "per_class": per_class, "sim_per_class": sim_per_class,
                                                         "tile_px": tile_px}, indent=2))
