@@ -16,10 +16,12 @@ import sys
 from pathlib import Path
 
 # the tiny configuration: the whole path (generate, train, prune, quantize, evaluate) in well under 3 min
-TINY = {"detector": dict(imgsz=128, width=0.5, epochs=2, prune_epochs=1, synth_count=60, batch=8, steps_per_epoch=6),
+TINY = {"detector": dict(imgsz=128, width=0.5, epochs=2, prune_epochs=1, synth_count=60, sim_count=10, batch=8,
+                         steps_per_epoch=6),
         "health": dict(tile=64, width=0.5, epochs=2, prune_epochs=1, synth_count=30, sim_count=8, batch=16,
                        steps_per_epoch=6)}
-FULL = {"detector": dict(imgsz=320, train_crop=224, width=1.0, epochs=56, prune_epochs=2, synth_count=2000, batch=16),
+FULL = {"detector": dict(imgsz=320, train_crop=224, width=1.0, epochs=56, prune_epochs=2, synth_count=2000,
+                         sim_count=1000, batch=16),
         "health": dict(tile=64, width=1.5, epochs=40, prune_epochs=2, synth_count=1500, sim_count=1000, batch=32)}
 
 
@@ -35,6 +37,9 @@ def register(sub) -> None:
             tp.add_argument("--imgsz", type=int, help="input size, a multiple of 32 (default 320)")
             tp.add_argument("--train-crop", type=int,
                             help="train on random crops of this size (a multiple of 32; default 224)")
+            tp.add_argument("--sim-count", type=int,
+                            help="more images: tiles of simulated-camera frames over random worlds with obstacles, "
+                                 "when no --data (default 1000; 0: none)")
         else:
             tp.add_argument("--tile", type=int, help="tile size in pixels (default 64)")
             tp.add_argument("--sim-count", type=int,
@@ -96,7 +101,7 @@ def config_from_args(args):
     if crop and (crop % 32 or crop > base.get("imgsz", 320)):
         raise ConfigError(f"--train-crop: expected a multiple of 32 up to --imgsz, got {crop}")
     if base.get("sim_count", 0) < 0:
-        raise ConfigError(f"--sim-count: expected 0 or more tiles per class, got {base['sim_count']}")
+        raise ConfigError(f"--sim-count: expected 0 or more, got {base['sim_count']}")
     if base.get("epochs", 1) < 1:
         raise ConfigError(f"--epochs: expected at least 1, got {base['epochs']}")
     if not 0.0 <= args.sparsity < 1.0:

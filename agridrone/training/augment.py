@@ -74,13 +74,19 @@ def detection(rng: np.random.Generator, img: np.ndarray, boxes_n: np.ndarray, cl
     shrink = 0.5 * 0.15 * tilt
     cw, ch = (x2 - x1) * shrink, (y2 - y1) * shrink
     x1, x2, y1, y2 = x1 + cw, x2 - cw, y1 + ch, y2 - ch
-    area0 = (x2 - x1) * (y2 - y1)
-    cx1, cy1 = np.clip(x1, 0, cs), np.clip(y1, 0, cs)
-    cx2, cy2 = np.clip(x2, 0, cs), np.clip(y2, 0, cs)
-    area1 = (cx2 - cx1) * (cy2 - cy1)
-    keep = (cx2 - cx1 >= 2) & (cy2 - cy1 >= 2) & (area1 >= 0.3 * np.maximum(area0, 1e-6))
-    boxes = np.stack([cx1, cy1, cx2, cy2], 1)[keep].astype(np.float32)
+    boxes, keep = clip_boxes(np.stack([x1, y1, x2, y2], 1), cs, cs, 0.3)
     return out, boxes, classes[keep].astype(np.int32)
+
+
+def clip_boxes(boxes: np.ndarray, w: float, h: float, min_visible: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes xyxy px clipped to a ``w`` x ``h`` image; those kept (at least 2 px each way and
+    ``min_visible`` of their area inside) and the keep mask over the input."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    area0 = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    c = np.clip(b, 0, [w, h, w, h])
+    area1 = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
+    keep = (c[:, 2] - c[:, 0] >= 2) & (c[:, 3] - c[:, 1] >= 2) & (area1 >= min_visible * np.maximum(area0, 1e-6))
+    return c[keep].astype(np.float32), keep
 
 
 def tile(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:

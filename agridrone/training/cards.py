@@ -98,6 +98,14 @@ def markdown(card: dict) -> str:
             lines += ["", f"Per-class AP ({stages[-1]}):", "", "| class | gt | AP50 | AP50-95 |", "|---|---|---|---|"]
             for k, n in enumerate(card["labels"]):
                 lines.append(f"| {n} | {last['gt_counts'][k]} | {_fmt(last['ap50'][k])} | {_fmt(last['ap50_95'][k])} |")
+            if last.get("by_source"):
+                lines += ["", f"By data source ({stages[-1]}, test split):", "",
+                          "| source | mAP@0.5 | mAP@0.5:0.95 | AP50 per class (gt) | images |", "|---|---|---|---|---|"]
+                for src, r in last["by_source"].items():
+                    per = ", ".join(f"{n} {_fmt(r['ap50'][k])} ({r['gt_counts'][k]})"
+                                    for k, n in enumerate(card["labels"]))
+                    lines.append(f"| {src} | {_fmt(r.get('map50'))} | {_fmt(r.get('map50_95'))} | {per} | "
+                                 f"{r.get('images')} |")
     else:
         lines += ["| stage | accuracy | macro F1 | images |", "|---|---|---|---|"]
         for s in stages:

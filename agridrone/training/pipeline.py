@@ -40,7 +40,7 @@ class Config:
     lr: float = 3e-3
     seed: int = 0
     synth_count: int = 3000       # detector scenes / health tiles per class when no --data
-    sim_count: int = 0            # health: more tiles per class through the simulated camera when no --data
+    sim_count: int = 0            # more through the simulated camera when no --data (detector: tiles; health: per class)
     sparsity: float = 0.5
     prune_epochs: int = 2
     qat_epochs: int = 0
@@ -142,7 +142,7 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.detloss import DetectionLoss, assign
     from agridrone.training.evaluate import eval_detector, keras_detector_predict, read_rgb
     from agridrone.training.fit import set_threads_and_seed
-    from agridrone.training.synth import GENERATOR_VERSION, write_detection_dataset
+    from agridrone.training.synth import GENERATOR_VERSION, SIM_TILE_PREFIX, write_detection_dataset
     from agridrone.training.validate import validate_detection
 
     t0 = time.monotonic_ns()
@@ -150,16 +150,23 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     work = Path(cfg.work) / f"detector-{cfg.key()}"
     work.mkdir(parents=True, exist_ok=True)
     if cfg.data is None:
-        root = Path(cfg.work) / f"synth-det-v{GENERATOR_VERSION}-s{cfg.seed}-n{cfg.synth_count}-{cfg.imgsz}"
+        root = Path(cfg.work) / (f"synth-det-v{GENERATOR_VERSION}-s{cfg.seed}-n{cfg.synth_count}"
+                                 + (f"-sim{cfg.sim_count}" if cfg.sim_count else "") + f"-{cfg.imgsz}")
         if not (root / "data.yaml").is_file():
-            bar = _progress(cfg, cfg.synth_count, "generating scenes")
-            write_detection_dataset(root.with_suffix(".tmp"), cfg.synth_count, cfg.seed, cfg.imgsz, bar.update)
+            shutil.rmtree(root.with_suffix(".tmp"), ignore_errors=True)
+            bar = _progress(cfg, cfg.synth_count + cfg.sim_count, "generating scenes")
+            write_detection_dataset(root.with_suffix(".tmp"), cfg.synth_count, cfg.seed, cfg.imgsz,
+                                    sim_count=cfg.sim_count, progress=bar.update)
             bar.close()
             shutil.rmtree(root, ignore_errors=True)
             root.with_suffix(".tmp").rename(root)
         data_desc = (f"synthetic scenes from agridrone.training.synth v{GENERATOR_VERSION} (seed {cfg.seed}, "
-                     f"{cfg.synth_count} images "
-                     f"{cfg.imgsz}x{cfg.imgsz}, 80/10/10 split)")
+                     f"{cfg.synth_count} images {cfg.imgsz}x{cfg.imgsz})")
+        if cfg.sim_count:
+            data_desc += (f" and {cfg.sim_count} {cfg.imgsz}x{cfg.imgsz} tiles of simulated-camera frames over random "
+                          f"worlds with obstacles (agridrone.training.simviews: 10-90 m, mostly survey heights; "
+                          f"no example world)")
+        data_desc += ", each source split 80/10/10"
         fmt = "yolo"
     else:
         root, fmt = Path(cfg.data), cfg.fmt
@@ -213,8 +220,18 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     rep = [letterbox(cache[it.image], cfg.imgsz)[0][None].astype(np.float32) / 255.0 for it in train[:200]]
     metrics, final, tfl = _stages(cfg, export_fn, lambda m, s: evaluate(m, s), core, fit_fn, rep, log)
     train_s = (time.monotonic_ns() - t0) / 1e9
-    return _finish(cfg, "detection", names, tfl, metrics, fit_fn, core, data_desc, train_s, test, log,
-                   lambda path: eval_detector(_tflite_det(path), test, len(names), cache=cache))
+    sim = np.array([Path(it.image).name.startswith(SIM_TILE_PREFIX) for it in test], bool)
+
+    def eval_int8(path):
+        predict = _tflite_det(path)
+        res = eval_detector(predict, test, len(names), cache=cache)
+        if cfg.data is None and sim.any() and (~sim).any():  # each synthetic source on its own
+            res["by_source"] = {src: eval_detector(predict, [it for it, s in zip(test, sim) if s == want], len(names),
+                                                   cache=cache)
+                                for src, want in (("training renderer", False), ("simulated camera", True))}
+        return res
+
+    return _finish(cfg, "detection", names, tfl, metrics, fit_fn, core, data_desc, train_s, test, log, eval_int8)
 
 
 def _tflite_det(path):

@@ -46,8 +46,55 @@ def _blob(rng: np.random.Generator, cx: float, cy: float, r: float) -> np.ndarra
     return np.column_stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)])
 
 
-def random_world(seed: int, index: int):
-    """(SimCamera, field polygon ENU, [(kind, polygon ENU)]) of random world ``index``."""
+# obstacle classes of the detector as the worlds place them: (weight, group size range, radius m, height m)
+OBSTACLES = {"tree": (0.2, (1, 4), (1.5, 6.0), (5.0, 20.0)),
+             "person": (0.2, (1, 3), (0.3, 0.5), (1.5, 1.95)),
+             "animal": (0.2, (1, 7), (0.4, 1.2), (0.8, 1.7)),
+             "vehicle": (0.16, (1, 2), (1.2, 4.5), (1.6, 4.0)),
+             "pole": (0.14, (1, 4), (0.15, 0.4), (6.0, 15.0)),
+             "building": (0.1, (1, 2), (3.0, 15.0), (3.0, 10.0))}
+
+
+def _random_obstacles(seed: int, index: int, field, frame) -> tuple:
+    """Groups of obstacles in and around ``field`` (ENU metres), as :class:`WorldObstacle`."""
+    from shapely.geometry import Point
+
+    from agridrone.sim.world import WorldObstacle
+
+    rng = np.random.default_rng([seed, index, 31])   # its own stream: the fields and patches stay as they were
+    names = list(OBSTACLES)
+    weights = np.array([OBSTACLES[n][0] for n in names])
+    area = field.buffer(30)
+    x0, y0, x1, y1 = area.bounds
+    out, placed = [], []
+    for _ in range(int(rng.integers(4, 12))):
+        cls = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+        _, (n0, n1), (r0, r1), (h0, h1) = OBSTACLES[cls]
+        for _try in range(20):
+            cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+            if area.contains(Point(cx, cy)):
+                break
+        heading = rng.uniform(0, 2 * np.pi)
+        spacing = {"pole": rng.uniform(25, 50), "tree": rng.uniform(6, 15)}.get(cls)
+        for k in range(int(rng.integers(n0, n1 + 1))):
+            if spacing is not None:   # poles along a line, trees in a row or hedge
+                e, n = cx + k * spacing * math.cos(heading), cy + k * spacing * math.sin(heading)
+            else:                     # a herd, a group of people, vehicles parked together
+                e, n = cx + rng.normal(0, 6), cy + rng.normal(0, 6)
+            r = float(rng.uniform(r0, r1))
+            # things do not stand inside each other (tree crowns may touch)
+            if any(math.hypot(e - pe, n - pn) < (0.8 if cls == pc == "tree" else 1.0) * (r + pr) + 0.3
+                   for pc, pe, pn, pr in placed):
+                continue
+            placed.append((cls, e, n, r))
+            lat, lon, _ = frame.to_geo(e, n, 0.0)
+            out.append(WorldObstacle(cls, float(lat), float(lon), r, float(rng.uniform(h0, h1)), None))
+    return tuple(out)
+
+
+def random_world(seed: int, index: int, obstacles: bool = False):
+    """(SimCamera, field polygon ENU, [(kind, polygon ENU)]) of random world ``index``; with
+    ``obstacles`` also random groups of the detector's classes in and around the field."""
     from shapely.geometry import Polygon
 
     from agridrone.geo import LocalFrame
@@ -87,10 +134,15 @@ def random_world(seed: int, index: int):
                       boundary=latlon(field_xy), home_lat_deg=frame.origin_lat_deg, home_lon_deg=frame.origin_lon_deg,
                       home_ground_alt_amsl_m=200.0, altitude_agl_m=60.0, camera=Camera(sw, sh, f, 640, 480))
     world = World(name=f"train-{seed}-{index}", source="<training>", mission_path=Path("<training>"),
-                  ground_alt_amsl_m=200.0, obstacles=(),
+                  ground_alt_amsl_m=200.0,
+                  obstacles=_random_obstacles(seed, index, field, frame) if obstacles else (),
                   patches=tuple(Patch(k, latlon(np.asarray(p.exterior.coords)[:-1]), p.area, None)
                                 for k, p in patches))
-    cam = SimCamera(world, mission=mission, seed=index, cache_mb=32.0)
+    kw = {}
+    if obstacles:   # shadows of every length and direction (the health tiles keep the camera's default sun)
+        sun = np.random.default_rng([seed, index, 37])
+        kw = dict(sun_azimuth_deg=float(sun.uniform(0, 360)), sun_elevation_deg=float(sun.uniform(25, 75)))
+    cam = SimCamera(world, mission=mission, seed=index, cache_mb=32.0, **kw)
     return cam, field, patches
 
 
@@ -171,3 +223,65 @@ def sim_health_tiles(seed: int, per_class: int, tile_px: int = 64, rows: int = 6
     labels = np.array([k for k, b in enumerate(buckets) for _ in b], np.int32)
     order = np.random.default_rng([seed, 98]).permutation(len(labels))
     return images[order], labels[order]
+
+
+def sim_detection_tiles(seed: int, count: int, side: int = 320, views_per_world: int = 8,
+                        empty_fraction: float = 0.1, progress=None):
+    """``count`` detector inputs through the simulated camera: frames over random worlds with obstacles,
+    cut into ``side`` x ``side`` tiles at frame resolution as the flight loop does
+    (:func:`agridrone.perception.tiling.tile_grid`). Returns a list of (RGB uint8 tile, boxes (n, 4)
+    xyxy px float32, classes (n,) int32 indices into ``DETECTOR_CLASSES``).
+
+    Frames are taken over an obstacle (of a class drawn evenly from the world's) from 10-90 m (most from survey heights, 40-90 m; some low,
+    as in take-off, landing or a low pass), heading random, a few degrees of roll and pitch. A box is
+    the obstacle as the camera drew it (shadow excluded, as :meth:`SimCamera.ground_truth_in_view`
+    gives it) clipped to the tile; kept where at least 35 % of it is inside. Tiles with no box are
+    kept as negatives up to ``empty_fraction`` of the output."""
+    from agridrone.mission.geometry import to_enu
+    from agridrone.perception.tiling import tile_grid
+    from agridrone.training import DETECTOR_CLASSES
+    from agridrone.training.augment import clip_boxes
+    from agridrone.types import Pose
+
+    out: list = []
+    index, empties = 0, 0
+    while len(out) < count and index < max(50, count):
+        cam, field, _ = random_world(seed, index, obstacles=True)
+        rng = np.random.default_rng([seed, index, 41])
+        obs = cam.world.obstacles
+        if not obs:
+            index += 1
+            continue
+        en = to_enu(cam.frame, [(o.lat_deg, o.lon_deg) for o in obs])
+        W, H = cam.size_wh
+        for v in range(views_per_world):
+            if len(out) >= count:
+                break
+            height = float(rng.uniform(40, 90) if rng.random() < 0.75 else rng.uniform(10, 40))
+            # over an obstacle of a class drawn evenly from those in this world (herds do not crowd out poles)
+            present = sorted({o.cls for o in obs})
+            cls = present[int(rng.integers(len(present)))]
+            of_cls = [i for i, o in enumerate(obs) if o.cls == cls]
+            e0, n0 = en[of_cls[int(rng.integers(len(of_cls)))]]
+            reach = 0.5 * height      # the obstacle anywhere in the frame (about half its ground width)
+            e, n = e0 + rng.uniform(-reach, reach), n0 + rng.uniform(-reach, reach)
+            lat, lon, _ = cam.frame.to_geo(e, n, 0.0)
+            pose = Pose(int(1e9 * (v + 1)), float(lat), float(lon), cam.mission.home_ground_alt_amsl_m + height,
+                        height, float(rng.normal(0, 4)), float(rng.normal(0, 4)), float(rng.uniform(0, 360)))
+            img = cv2.cvtColor(cam.render(pose).image, cv2.COLOR_BGR2RGB)
+            truth = [g for g in cam.ground_truth_in_view(pose) if g.kind == "obstacle"]
+            boxes = np.array([g.box_xyxy for g in truth], np.float32).reshape(-1, 4)
+            classes = np.array([DETECTOR_CLASSES.index(g.cls) for g in truth], np.int32)
+            for x0, y0, x1, y1 in tile_grid(W, H, side):
+                b, keep = clip_boxes(boxes - np.array([x0, y0, x0, y0], np.float32), x1 - x0, y1 - y0, 0.35)
+                if not keep.any():
+                    if empties >= empty_fraction * len(out):
+                        continue
+                    empties += 1
+                out.append((np.ascontiguousarray(img[y0:y1, x0:x1]), b, classes[keep]))
+                if len(out) >= count:
+                    break
+        index += 1
+        if progress:
+            progress(1)
+    return out

@@ -258,36 +258,51 @@ def _split_of(i: int, n: int, fractions=(0.8, 0.1, 0.1)) -> str:
     return "train" if i < a else ("val" if i < b else "test")
 
 
-def write_detection_dataset(out_dir: Path, count: int, seed: int, size: int = 320, progress=None) -> Path:
-    """Write ``count`` scenes as a YOLO dataset (80/10/10 split); returns its root."""
+SIM_TILE_PREFIX = "sim_"   # file names of the images seen through the simulated camera (both datasets)
+
+
+def _write_yolo_item(out_dir: Path, split: str, name: str, image: np.ndarray, boxes: np.ndarray,
+                     classes: np.ndarray, quality: int) -> None:
+    h, w = image.shape[:2]
+    cv2.imwrite(str(out_dir / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, quality])
+    lines = [f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+             for (x1, y1, x2, y2), c in zip(boxes, classes)]
+    (out_dir / "labels" / split / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def write_detection_dataset(out_dir: Path, count: int, seed: int, size: int = 320, sim_count: int = 0,
+                            progress=None) -> Path:
+    """Write ``count`` scenes of the training renderer (``synth_*``) and ``sim_count`` tiles seen through
+    the simulated camera over random worlds (``sim_*``, :func:`agridrone.training.simviews.sim_detection_tiles`)
+    as one YOLO dataset, each source split 80/10/10 on its own; returns its root."""
     out_dir = Path(out_dir)
     for s in SPLITS:
         (out_dir / "images" / s).mkdir(parents=True, exist_ok=True)
         (out_dir / "labels" / s).mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        split = _split_of(i, count)
         scene = render_scene(seed, i, (size, size))
-        name = f"synth_{seed}_{i:06d}"
-        quality = int(_rng(seed, i, stream=3).integers(70, 96))
-        cv2.imwrite(str(out_dir / "images" / split / f"{name}.jpg"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, quality])
-        lines = []
-        for (x1, y1, x2, y2), c in zip(scene.boxes, scene.classes):
-            lines.append(f"{c} {(x1 + x2) / 2 / size:.6f} {(y1 + y2) / 2 / size:.6f} "
-                         f"{(x2 - x1) / size:.6f} {(y2 - y1) / size:.6f}")
-        (out_dir / "labels" / split / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        _write_yolo_item(out_dir, _split_of(i, count), f"synth_{seed}_{i:06d}", scene.image, scene.boxes,
+                         scene.classes, int(_rng(seed, i, stream=3).integers(70, 96)))
         if progress:
             progress(1)
+    if sim_count > 0:
+        from agridrone.training.simviews import sim_detection_tiles
+
+        tiles = sim_detection_tiles(seed, sim_count, side=size)
+        for i, (image, boxes, classes) in enumerate(tiles):
+            _write_yolo_item(out_dir, _split_of(i, len(tiles)), f"{SIM_TILE_PREFIX}{seed}_{i:06d}", image, boxes,
+                             classes, int(_rng(seed, i, stream=5).integers(70, 96)))
+            if progress:
+                progress(1)
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(DETECTOR_CLASSES))
     (out_dir / "data.yaml").write_text(f"path: .\ntrain: images/train\nval: images/val\ntest: images/test\n"
                                        f"names:\n{names}\n")
     (out_dir / "synthetic.json").write_text(json.dumps({"generator": "agridrone.training.synth",
                                                         "version": GENERATOR_VERSION, "seed": seed,
-                                                        "count": count, "size": size}, indent=2))
+                                                        "count": count, "sim_count": sim_count, "size": size},
+                                                       indent=2))
     return out_dir
-
-
-SIM_TILE_PREFIX = "sim_"   # file names of the health tiles seen through the simulated camera
 
 
 def write_health_dataset(out_dir: Path, per_class: int, seed: int, tile_px: int = 64, sim_per_class: int = 0,

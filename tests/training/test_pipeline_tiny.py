@@ -46,6 +46,10 @@ def test_tiny_detector_end_to_end_and_models_eval_agrees_with_the_card(tmp_path,
         assert 0.0 <= card["metrics"][stage]["map50"] <= 1.0
     assert card["metrics"]["pruned"]["sparsity"] == pytest.approx(0.5, abs=0.02)
     assert card["metrics"]["latency"]["batch1"]["median_ms"] > 0
+    by_source = card["metrics"]["int8"]["by_source"]      # renderer scenes and simulated-camera tiles
+    assert set(by_source) == {"training renderer", "simulated camera"}
+    assert sum(r["images"] for r in by_source.values()) == card["metrics"]["int8"]["images"]
+    assert "By data source" in (out / "detector.md").read_text()
 
     from agridrone.training.evaluate import cli_eval
 

@@ -107,3 +107,72 @@ def test_sim_view_tiles_are_balanced_deterministic_and_look_like_their_class():
     f = x.astype(np.float32)
     exg = (2 * f[..., 1] - f[..., 0] - f[..., 2]).mean(axis=(1, 2))     # excess green, RGB order
     assert exg[y == HEALTH_CLASSES.index("bare_soil")].max() < exg[y == HEALTH_CLASSES.index("healthy")].min()
+
+
+def test_boxes_are_clipped_to_the_image_and_dropped_when_mostly_outside():
+    from agridrone.training.augment import clip_boxes
+
+    boxes = np.array([[10, 10, 30, 30],      # inside
+                      [-10, 0, 10, 20],      # half outside: kept, clipped
+                      [-30, 0, 5, 20],       # a seventh inside: dropped at 35 %
+                      [95, 50, 120, 51.5],   # under 2 px tall
+                      [90, 90, 110, 110]], np.float32)
+    out, keep = clip_boxes(boxes, 100, 100, 0.35)
+    assert keep.tolist() == [True, True, False, False, False]
+    assert out.tolist() == [[10, 10, 30, 30], [0, 0, 10, 20]]
+    assert clip_boxes(boxes, 100, 100, 0.2)[1].tolist() == [True, True, False, False, True]
+
+
+def test_random_worlds_for_the_detector_place_every_class_apart_and_near_the_field():
+    from shapely.geometry import Point
+
+    from agridrone.mission.geometry import to_enu
+    from agridrone.training.simviews import random_world
+
+    seen = set()
+    for index in range(6):
+        cam, field, _ = random_world(2, index, obstacles=True)
+        obs = cam.world.obstacles
+        assert 4 <= len(obs)
+        en = to_enu(cam.frame, [(o.lat_deg, o.lon_deg) for o in obs])
+        for i, o in enumerate(obs):
+            seen.add(o.cls)
+            assert field.buffer(60).contains(Point(*en[i]))
+            for j in range(i):
+                gap = float(np.hypot(*(en[i] - en[j]))) - o.radius_m - obs[j].radius_m
+                assert gap > -0.21 * (o.radius_m + obs[j].radius_m), (o, obs[j])   # only tree crowns touch
+        assert random_world(2, index)[0].world.obstacles == ()           # the health tiles' worlds stay bare
+    assert seen == set(DETECTOR_CLASSES)
+
+
+def test_sim_detection_tiles_are_deterministic_inside_their_tile_and_hold_what_the_camera_drew():
+    from agridrone.training.simviews import sim_detection_tiles
+
+    a = sim_detection_tiles(4, 24, side=160, views_per_world=2)
+    b = sim_detection_tiles(4, 24, side=160, views_per_world=2)
+    assert len(a) == 24
+    assert all(np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1]) for x, y in zip(a, b))
+    boxes = np.concatenate([t[1] for t in a])
+    classes = np.concatenate([t[2] for t in a])
+    assert all(t[0].shape == (160, 160, 3) and t[0].dtype == np.uint8 for t in a)
+    assert len(boxes) >= 16 and boxes.min() >= 0 and boxes.max() <= 160
+    assert len(set(classes.tolist())) >= 4
+    # an obstacle differs from the ground around it: its box is not a piece of plain field
+    contrast = []
+    for img, bx, _ in a:
+        g = img.astype(np.float32)
+        for x1, y1, x2, y2 in bx.astype(int):
+            if (x2 - x1) * (y2 - y1) >= 16:
+                inner = g[y1:y2, x1:x2].reshape(-1, 3)
+                contrast.append(np.abs(inner - np.median(g.reshape(-1, 3), 0)).mean())
+    assert np.median(contrast) > 20, np.median(contrast)   # 34 here; boxes moved 30 px away: 11
+
+
+def test_written_dataset_holds_both_sources_each_split_on_its_own(tmp_path):
+    root = write_detection_dataset(tmp_path / "synth", 10, seed=1, size=128, sim_count=10)
+    ds = load_detection(root)
+    sim = [it for it in ds.items if it.image.name.startswith("sim_")]
+    assert len(ds.items) == 20 and len(sim) == 10
+    assert sum(1 for it in ds.split("train") if it.image.name.startswith("sim_")) == 8
+    assert sum(len(it.boxes) for it in sim) >= 10
+    assert not [i for i in validate_detection(ds).issues if "empty class" not in i.what and i.severity == "error"]
