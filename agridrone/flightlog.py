@@ -174,52 +174,6 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
                     continue
 
 
-class LatencyStats:
-    """Per-stage latency: exact count/mean/max over the whole flight, percentiles over the last ``window`` samples."""
-
-    def __init__(self, window: int = 4096) -> None:
-        if window < 1:
-            raise ValueError(f"window: expected >= 1, got {window}")
-        self._window = window
-        self._stages: dict[str, dict[str, Any]] = {}
-
-    def add(self, stage: str, latency_ns: int) -> None:
-        if latency_ns < 0:
-            raise ValueError(f"latency_ns: expected >= 0, got {latency_ns}")
-        s = self._stages.setdefault(stage, {"count": 0, "sum_ns": 0, "max_ns": 0, "recent": [], "next": 0})
-        s["count"] += 1
-        s["sum_ns"] += int(latency_ns)
-        s["max_ns"] = max(s["max_ns"], int(latency_ns))
-        recent = s["recent"]
-        if len(recent) < self._window:
-            recent.append(int(latency_ns))
-        else:
-            recent[s["next"]] = int(latency_ns)
-            s["next"] = (s["next"] + 1) % self._window
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for stage, s in self._stages.items():
-            recent = sorted(s["recent"])
-            out[stage] = {
-                "count": s["count"],
-                "mean_ms": round(s["sum_ns"] / s["count"] / 1e6, 3),
-                "p50_ms": round(_percentile(recent, 50) / 1e6, 3),
-                "p90_ms": round(_percentile(recent, 90) / 1e6, 3),
-                "p99_ms": round(_percentile(recent, 99) / 1e6, 3),
-                "max_ms": round(s["max_ns"] / 1e6, 3),
-            }
-        return out
-
-
-def _percentile(sorted_values: list[int], pct: float) -> float:
-    if not sorted_values:
-        return 0.0
-    rank = (len(sorted_values) - 1) * pct / 100.0
-    lo, hi = math.floor(rank), math.ceil(rank)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (rank - lo)
-
-
 class FlightFolder:
     """One flight's folder. Create with :meth:`create`; every writer inside appends or replaces atomically."""
 
@@ -236,7 +190,6 @@ class FlightFolder:
         self.path = Path(path)
         self._tlog: TlogWriter | None = None
         self._detections: JsonlWriter | None = None
-        self.latency = LatencyStats()
 
     @classmethod
     def create(cls, root: str | os.PathLike, flight_id: str, *, meta: dict[str, Any] | None = None) -> "FlightFolder":
@@ -294,16 +247,11 @@ class FlightFolder:
         self.write_alerts_geojson(alerts_geojson(rows))
         return len(rows)
 
-    def add_latency(self, stage: str, latency_ns: int) -> None:
-        self.latency.add(stage, latency_ns)
-
-    def write_latency(self) -> None:
-        atomic_write_json(self.path / self.LATENCY, self.latency.to_dict())
+    def write_latency(self, stats: dict[str, Any]) -> None:
+        atomic_write_json(self.path / self.LATENCY, stats)
 
     def close(self) -> None:
         if self._tlog is not None:
             self._tlog.close()
         if self._detections is not None:
             self._detections.close()
-        if self.latency.to_dict():
-            self.write_latency()

@@ -236,7 +236,7 @@ class FlightRecordSink:
 
     def _write_latency(self) -> None:
         try:
-            atomic_write_json(self.folder.path / FlightFolder.LATENCY, self._latency())
+            self.folder.write_latency(self._latency())
         except OSError as err:
             self.problems.append(f"latency.json: {err}")
 

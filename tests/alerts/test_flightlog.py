@@ -8,7 +8,7 @@ import os
 import pytest
 from pymavlink.dialects.v20 import ardupilotmega as mav2
 
-from agridrone.flightlog import (FlightFolder, LatencyStats, TlogWriter, atomic_write_json, jpeg_thumbnail,
+from agridrone.flightlog import (FlightFolder, TlogWriter, atomic_write_json, jpeg_thumbnail,
                                  read_jsonl)
 
 
@@ -58,9 +58,12 @@ def test_flight_folder_survives_a_torn_write(tmp_path):
     for i in range(3):
         folder.write_detection({"frame": i, "boxes": [[1, 2, 3, 4]]})
         folder.write_telemetry(_packets()[0], 1_000_000 + i)
-    folder.add_latency("detector", 12_000_000)
-    folder.add_latency("detector", 20_000_000)
-    folder.write_latency()
+    from agridrone.pipeline_parts import LatencyBook
+
+    book = LatencyBook()
+    book.add("detector", 12_000_000)
+    book.add("detector", 20_000_000)
+    folder.write_latency(book.stats())
     rel = folder.save_thumbnail("F1/weeds/weeds-1#2", b"\xff\xd8\xff\xe0jpegdata")
     folder.write_health_map({"type": "FeatureCollection", "features": []})
     # power loss: no close(); the last detection line was being written
@@ -90,14 +93,14 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
 
 
 def test_latency_percentiles():
-    stats = LatencyStats(window=100)
+    from agridrone.pipeline_parts import LatencyBook
+
+    stats = LatencyBook(window=100)
     for ms in range(1, 201):
         stats.add("health", ms * 1_000_000)
-    d = stats.to_dict()["health"]
+    d = stats.stats()["health"]
     assert d["count"] == 200 and d["max_ms"] == 200.0 and d["mean_ms"] == 100.5
     assert d["p50_ms"] == pytest.approx(150.5)  # over the last 100 samples (101..200)
-    with pytest.raises(ValueError):
-        stats.add("health", -1)
 
 
 def test_bad_flight_id(tmp_path):
