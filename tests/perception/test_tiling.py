@@ -137,5 +137,6 @@ def test_tiles_find_what_the_shrunk_frame_misses_from_survey_altitude():
                     found[name] += 1
     print(f"obstacle views {shown}: found whole-frame {found['whole']}, tiles {found['tiles']}")
     assert shown >= 40
-    # shipped model (synthetic scenes v2): 36 of 64 over tiles, 16 whole (v1 model: 24 and 1)
-    assert found["tiles"] >= max(1.5 * found["whole"], 0.5 * shown), found
+    # shipped model (renderer scenes v2 + simulated-camera tiles): 42 of 64 over tiles, 33 whole;
+    # renderer-only v2 model: 36 and 16; v1 model: 24 and 1
+    assert found["tiles"] >= max(found["whole"] + 5, 0.6 * shown), found
