@@ -23,9 +23,9 @@ CFG = PlannerConfig()  # tree margin 4 m, person 10 m, look-ahead at 5 m/s = 11.
 CIRCUM = 1.0 / math.cos(math.pi / 16)  # keep-out polygons contain the disc: their circumradius is this much larger
 
 
-def ob(track_id=1, e=50.0, n=0.0, r=1.5, label="tree", confirmed=True, h=8.0, ve=0.0, vn=0.0, seen_ns=0):
+def ob(track_id=1, e=50.0, n=0.0, r=1.5, label="tree", confirmed=True, h=8.0, ve=0.0, vn=0.0, seen_ns=0, conf=0.9):
     lat, lon, _ = FRAME.to_geo(e, n, 0.0)
-    return Obstacle(track_id, label, lat, lon, e, n, r, 0.9, 10, 0, seen_ns, confirmed=confirmed,
+    return Obstacle(track_id, label, lat, lon, e, n, r, conf, 10, 0, seen_ns, confirmed=confirmed,
                     moving=bool(ve or vn), ve_m_s=ve, vn_m_s=vn, height_m=h)
 
 
@@ -144,9 +144,13 @@ def test_lookahead_follows_speed_latency_and_braking(speed_m_s):
     (ob(confirmed=False), False),          # not confirmed yet
     (ob(), True),                          # the control: a real tree on the line
     (ob(label="person", h=1.8), True),
+    (ob(label="person", h=1.8, confirmed=False), True),              # a person: from one sure sighting
+    (ob(label="person", h=1.8, confirmed=False, conf=0.55), False),  # not from an unsure one
+    (ob(label="person", h=0.0, confirmed=False), False),
 ])
 def test_the_ground_is_never_an_obstacle(obstacle, counts):
-    """Height-0 things, non-obstacle classes and unconfirmed tracks are ignored; real obstacles are not."""
+    """Height-0 things, non-obstacle classes and unconfirmed tracks are ignored (but a person seen once,
+    surely: ``early_classes``); real obstacles are not."""
     planner = AvoidancePlanner(route((0, 0), (100, 0)), box(-20, -40, 120, 40), FRAME)
     c = planner.update([obstacle], VehicleState(40.0, 0.0, 2, 5.0, 0.0), 0)
     assert (c is not None) is counts
@@ -352,6 +356,7 @@ def test_route_from_mission_items_keeps_positional_waypoints_with_their_seq():
      "valid non-empty polygon"),
     (lambda: PlannerConfig(margins_m={"person": -1.0}), ConfigError, "margins_m"),
     (lambda: PlannerConfig(decel_m_s2=0.0), ConfigError, "decel_m_s2: expected > 0"),
+    (lambda: PlannerConfig(early_min_confidence=0.0), ConfigError, "early_min_confidence: expected a confidence"),
 ])
 def test_bad_inputs_raise_one_clear_error(make, error, message):
     """Empty or disordered routes, empty regions and bad settings give one line of the right error class."""
