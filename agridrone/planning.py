@@ -165,6 +165,8 @@ class PlannerConfig:
                 raise ConfigError(f"{name}: expected >= 0, got {v}")
         if not 0.0 < self.early_min_confidence <= 1.0:
             raise ConfigError(f"early_min_confidence: expected a confidence in (0, 1], got {self.early_min_confidence}")
+        if isinstance(self.early_classes, str) or not all(isinstance(c, str) for c in self.early_classes):
+            raise ConfigError(f"early_classes: expected a list of class names, got {self.early_classes!r}")
         object.__setattr__(self, "early_classes", tuple(self.early_classes))
         if not 2 <= self.disc_quad_segs <= 16:
             raise ConfigError(f"disc_quad_segs: expected 2..16, got {self.disc_quad_segs}")

@@ -232,11 +232,12 @@ def sim_detection_tiles(seed: int, count: int, side: int = 320, views_per_world:
     (:func:`agridrone.perception.tiling.tile_grid`). Returns a list of (RGB uint8 tile, boxes (n, 4)
     xyxy px float32, classes (n,) int32 indices into ``DETECTOR_CLASSES``).
 
-    Frames are taken over an obstacle (of a class drawn evenly from the world's) from 10-90 m (most from survey heights, 40-90 m; some low,
-    as in take-off, landing or a low pass), heading random, a few degrees of roll and pitch. A box is
-    the obstacle as the camera drew it (shadow excluded, as :meth:`SimCamera.ground_truth_in_view`
-    gives it) clipped to the tile; kept where at least 35 % of it is inside. Tiles with no box are
-    kept as negatives up to ``empty_fraction`` of the output."""
+    Frames are taken over an obstacle of a class drawn evenly from the world's, from 10-90 m (three
+    quarters from survey heights, 40-90 m; the rest low, as in take-off, landing or a low pass), heading
+    random, a few degrees of roll and pitch. A box is the obstacle as the camera drew it (shadow
+    excluded, as :meth:`SimCamera.ground_truth_in_view` gives it) clipped to the tile; kept where at
+    least 35 % of it is inside. Tiles with no box are kept as negatives up to ``empty_fraction`` of the
+    output. ``progress(1)`` is called for every tile."""
     from agridrone.mission.geometry import to_enu
     from agridrone.perception.tiling import tile_grid
     from agridrone.training import DETECTOR_CLASSES
@@ -279,9 +280,9 @@ def sim_detection_tiles(seed: int, count: int, side: int = 320, views_per_world:
                         continue
                     empties += 1
                 out.append((np.ascontiguousarray(img[y0:y1, x0:x1]), b, classes[keep]))
+                if progress:
+                    progress(1)
                 if len(out) >= count:
                     break
         index += 1
-        if progress:
-            progress(1)
     return out

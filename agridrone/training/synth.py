@@ -289,12 +289,10 @@ def write_detection_dataset(out_dir: Path, count: int, seed: int, size: int = 32
     if sim_count > 0:
         from agridrone.training.simviews import sim_detection_tiles
 
-        tiles = sim_detection_tiles(seed, sim_count, side=size)
+        tiles = sim_detection_tiles(seed, sim_count, side=size, progress=progress)
         for i, (image, boxes, classes) in enumerate(tiles):
             _write_yolo_item(out_dir, _split_of(i, len(tiles)), f"{SIM_TILE_PREFIX}{seed}_{i:06d}", image, boxes,
                              classes, int(_rng(seed, i, stream=5).integers(70, 96)))
-            if progress:
-                progress(1)
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(DETECTOR_CLASSES))
     (out_dir / "data.yaml").write_text(f"path: .\ntrain: images/train\nval: images/val\ntest: images/test\n"
                                        f"names:\n{names}\n")

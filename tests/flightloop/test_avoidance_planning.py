@@ -357,6 +357,7 @@ def test_route_from_mission_items_keeps_positional_waypoints_with_their_seq():
     (lambda: PlannerConfig(margins_m={"person": -1.0}), ConfigError, "margins_m"),
     (lambda: PlannerConfig(decel_m_s2=0.0), ConfigError, "decel_m_s2: expected > 0"),
     (lambda: PlannerConfig(early_min_confidence=0.0), ConfigError, "early_min_confidence: expected a confidence"),
+    (lambda: PlannerConfig(early_classes="person"), ConfigError, "early_classes: expected a list of class names"),
 ])
 def test_bad_inputs_raise_one_clear_error(make, error, message):
     """Empty or disordered routes, empty regions and bad settings give one line of the right error class."""
