@@ -20,7 +20,6 @@ so they are always either the old or the new version, never half of one.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import struct

@@ -142,7 +142,7 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.detloss import DetectionLoss, assign
     from agridrone.training.evaluate import eval_detector, keras_detector_predict, read_rgb
     from agridrone.training.fit import set_threads_and_seed
-    from agridrone.training.synth import GENERATOR_VERSION, SIM_TILE_PREFIX, write_detection_dataset
+    from agridrone.training.synth import GENERATOR_VERSION, write_detection_dataset
     from agridrone.training.validate import validate_detection
 
     t0 = time.monotonic_ns()
@@ -220,18 +220,26 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     rep = [letterbox(cache[it.image], cfg.imgsz)[0][None].astype(np.float32) / 255.0 for it in train[:200]]
     metrics, final, tfl = _stages(cfg, export_fn, lambda m, s: evaluate(m, s), core, fit_fn, rep, log)
     train_s = (time.monotonic_ns() - t0) / 1e9
-    sim = np.array([Path(it.image).name.startswith(SIM_TILE_PREFIX) for it in test], bool)
 
     def eval_int8(path):
         predict = _tflite_det(path)
         res = eval_detector(predict, test, len(names), cache=cache)
-        if cfg.data is None and sim.any() and (~sim).any():  # each synthetic source on its own
-            res["by_source"] = {src: eval_detector(predict, [it for it, s in zip(test, sim) if s == want], len(names),
-                                                   cache=cache)
-                                for src, want in (("training renderer", False), ("simulated camera", True))}
+        if cfg.data is None:
+            _add_by_source(res, test, lambda m: eval_detector(predict, [it for it, k in zip(test, m) if k], len(names),
+                                                              cache=cache))
         return res
 
     return _finish(cfg, "detection", names, tfl, metrics, fit_fn, core, data_desc, train_s, test, log, eval_int8)
+
+
+def _add_by_source(res: dict, items, evaluate) -> None:
+    """``res["by_source"]``: ``evaluate(mask)`` over the training renderer's and the simulated camera's items
+    (``sim_*`` files) of a synthetic test split, when it holds both."""
+    from agridrone.training.synth import SIM_TILE_PREFIX
+
+    sim = np.array([Path(it.image).name.startswith(SIM_TILE_PREFIX) for it in items], bool)
+    if sim.any() and (~sim).any():
+        res["by_source"] = {"training renderer": evaluate(~sim), "simulated camera": evaluate(sim)}
 
 
 def _tflite_det(path):
@@ -248,7 +256,7 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.datasets import load_classification
     from agridrone.training.evaluate import eval_health, keras_health_predict, load_tiles
     from agridrone.training.fit import set_threads_and_seed
-    from agridrone.training.synth import SIM_TILE_PREFIX, write_health_dataset
+    from agridrone.training.synth import write_health_dataset
     from agridrone.training.validate import validate_classification
 
     t0 = time.monotonic_ns()
@@ -324,14 +332,11 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
     train_s = (time.monotonic_ns() - t0) / 1e9
     from agridrone.training.evaluate import tflite_health_predict
 
-    sim = np.array([Path(it.image).name.startswith(SIM_TILE_PREFIX) for it in test_items], bool)
-
     def eval_int8(path):
         predict = tflite_health_predict(path)
         res = eval_health(predict, x_test, y_test, len(names))
-        if cfg.data is None and sim.any() and (~sim).any():  # each synthetic source on its own
-            res["by_source"] = {src: eval_health(predict, x_test[m], y_test[m], len(names))
-                                for src, m in (("training renderer", ~sim), ("simulated camera", sim))}
+        if cfg.data is None:
+            _add_by_source(res, test_items, lambda m: eval_health(predict, x_test[m], y_test[m], len(names)))
         return res
 
     return _finish(cfg, "classification", names, tfl, metrics, fit_fn, core, data_desc, train_s, test_items, log,

@@ -254,13 +254,13 @@ def sim_detection_tiles(seed: int, count: int, side: int = 320, views_per_world:
             index += 1
             continue
         en = to_enu(cam.frame, [(o.lat_deg, o.lon_deg) for o in obs])
+        present = sorted({o.cls for o in obs})
         W, H = cam.size_wh
         for v in range(views_per_world):
             if len(out) >= count:
                 break
             height = float(rng.uniform(40, 90) if rng.random() < 0.75 else rng.uniform(10, 40))
             # over an obstacle of a class drawn evenly from those in this world (herds do not crowd out poles)
-            present = sorted({o.cls for o in obs})
             cls = present[int(rng.integers(len(present)))]
             of_cls = [i for i, o in enumerate(obs) if o.cls == cls]
             e0, n0 = en[of_cls[int(rng.integers(len(of_cls)))]]
