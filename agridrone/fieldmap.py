@@ -14,7 +14,8 @@ hole), dropping specks under ``min_zone_cells`` and components less than half of
 themselves observed ``min_cell_observations`` times (looks from different frames: one wrong tile seen
 once is no zone, while a survey's overlap shows every point of a field two or more times). A zone's
 reported confidence is the mean probability of its class over the observations of its cells (other
-classes' observations counting zero).
+classes' observations counting zero); its ``looks`` is the median number of observations of its cells and
+``last_look_ns`` the time of the newest, so that alerting can wait until a zone has been seen enough.
 
 A zone keeps its id while it grows: a component that overlaps cells of an earlier zone takes that
 zone's id (the oldest id when it swallowed several, the others are listed in ``merged_ids``), so
@@ -116,6 +117,8 @@ class Zone:
     first_seen_ns: int
     updated_ns: int
     merged_ids: tuple[str, ...] = ()
+    looks: float = 0.0                                       # median observations per cell (looks from frames)
+    last_look_ns: int = 0                                    # newest observation of any of its cells
 
 
 class FieldMap:
@@ -149,6 +152,7 @@ class FieldMap:
         self.close_gaps = bool(close_gaps)
         shape = (self.rows, self.cols)
         self.counts = np.zeros(shape, np.int32)
+        self.last_look_ns = np.zeros(shape, np.int64)  # newest observation time per cell
         self.evidence: dict[str, np.ndarray] = {}       # label -> sum of probabilities per cell
         self.label_counts: dict[str, np.ndarray] = {}   # label -> observations of that label per cell
         self._index_sum: dict[str, np.ndarray] = {}
@@ -197,6 +201,7 @@ class FieldMap:
         if not len(rows):
             return 0
         self.counts[rows, cols] += 1
+        self.last_look_ns[rows, cols] = np.maximum(self.last_look_ns[rows, cols], int(obs.ts_ns))
         ev = self.evidence.get(obs.label)
         if ev is None:
             ev = self.evidence[obs.label] = np.zeros((self.rows, self.cols), np.float32)
@@ -355,6 +360,8 @@ class FieldMap:
             first_seen_ns=int(self._zone_meta[number]["first_seen_ns"]),
             updated_ns=now_ns,
             merged_ids=merged,
+            looks=float(np.median(self.counts[box][sub])),
+            last_look_ns=int(self.last_look_ns[box][sub].max()),
         )
 
     # -- output ------------------------------------------------------------------------------------------------------
@@ -375,6 +382,7 @@ class FieldMap:
             "properties": {
                 "zone_id": zone.zone_id, "label": zone.label, "area_m2": zone.area_m2, "cells": zone.cells,
                 "cell_m": self.cell_m, "confidence": zone.confidence, "mean_indices": zone.mean_indices,
+                "looks": zone.looks,
                 "centroid_lat_deg": round(zone.centroid_lat_deg, 8),
                 "centroid_lon_deg": round(zone.centroid_lon_deg, 8),
                 "merged_ids": list(zone.merged_ids),

@@ -5,6 +5,13 @@
   event). A zone that grows (by ``zone_growth_fraction``) or swallows another updates its alert: same
   id, ``revision + 1``. A new track of the same kind close to an already-alerted object (within
   ``object_same_radius_m``, seen in the last ``object_memory_s``) is taken for the same object.
+* A zone is alerted once the map has seen it enough to be sure of it, not on its first look: an early
+  estimate from one or two frames is noisy (a closed canopy's dark blotches look like weeds from one
+  angle and like crop from the next). It is *ready* when the median of its cells' looks reaches
+  ``zone_settled_looks``, or reaches ``zone_min_looks`` and either no new look came for ``zone_settle_s``
+  (the survey moved on) or the survey ended; only then are its area and confidence held against the
+  thresholds. Only the part of a zone inside the field counts towards its area (the map reaches a little
+  beyond the boundary, where verges, tracks and hedges are no crop).
 * Rate limiting: a token bucket (``rate_per_min``, ``burst``) over all alerts, and at most one update per
   alert every ``min_update_interval_s``. Nothing is dropped: what cannot go now waits in a queue (a
   newer revision replaces a queued older one) and leaves on a later call (every call ticks the queue).
@@ -51,6 +58,9 @@ class AlertPolicyConfig:
     stressed_min_area_m2: float = 25.0
     weeds_min_area_m2: float = 10.0
     min_zone_confidence: float = 0.5
+    zone_min_looks: float = 3.0
+    zone_settled_looks: float = 8.0
+    zone_settle_s: float = 120.0
     zone_growth_fraction: float = 0.25
     min_object_confidence: float = 0.5
     object_same_radius_m: float = 8.0
@@ -63,7 +73,8 @@ class AlertPolicyConfig:
     object_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_OBJECT_LABELS))
 
     def __post_init__(self) -> None:
-        for name in ("stressed_min_area_m2", "weeds_min_area_m2", "zone_growth_fraction", "object_same_radius_m",
+        for name in ("stressed_min_area_m2", "weeds_min_area_m2", "zone_min_looks", "zone_settled_looks",
+                     "zone_settle_s", "zone_growth_fraction", "object_same_radius_m",
                      "object_memory_s", "object_move_update_m", "min_update_interval_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -149,7 +160,8 @@ class AlertPolicy:
                 alert_id = next((self._zone_alert[m] for m in z.merged_ids if m in self._zone_alert), None)
             st = self._tracked.get(alert_id) if alert_id else None
             threshold = cfg.stressed_min_area_m2 if kind is AlertKind.STRESSED_ZONE else cfg.weeds_min_area_m2
-            if st is None and (z.area_m2 < threshold or z.confidence < cfg.min_zone_confidence):
+            if st is None and not (self._zone_ready(z, now_ns, final) and z.confidence >= cfg.min_zone_confidence
+                                   and self._area_in_field(z) >= threshold):
                 continue
             newly_merged = [m for m in z.merged_ids if m in self._zone_alert and self._zone_alert[m] != alert_id]
             grown = z.area_m2 > st.area_m2 * (1 + growth) if st is not None else True
@@ -173,7 +185,7 @@ class AlertPolicy:
                           text=f"{'Weeds' if kind is AlertKind.WEEDS else 'Stressed crop'} {z.area_m2:.0f} m2",
                           thumbnail=thumbnails.get(z.zone_id, b""),
                           properties={"zone_id": z.zone_id, "mean_indices": dict(z.mean_indices),
-                                      "cells": z.cells})
+                                      "cells": z.cells, "looks": z.looks})
         return self.tick(now_ns)
 
     def on_obstacles(self, obstacles: Iterable[Obstacle], now_ns: int,
@@ -318,6 +330,25 @@ class AlertPolicy:
         st = self._tracked[alert_id] = _Tracked(alert_id, kind, lat_deg=lat, lon_deg=lon, last_seen_ns=now_ns)
         self._enqueue(st, now_ns, label=kind.value, confidence=1.0, lat=lat, lon=lon, text=text,
                       properties={"episode": n})
+
+    def _zone_ready(self, zone: Any, now_ns: int, final: bool) -> bool:
+        cfg = self.config
+        if zone.looks >= cfg.zone_settled_looks:
+            return True
+        return zone.looks >= cfg.zone_min_looks and (final or now_ns - zone.last_look_ns >= cfg.zone_settle_s * 1e9)
+
+    def _area_in_field(self, zone: Any) -> float:
+        ring = self._zone_polygon_latlon(zone)
+        if self._field is None or len(ring) < 3:
+            return float(zone.area_m2)
+        from shapely.geometry import Polygon
+
+        poly = Polygon([(lon, lat) for lat, lon in ring])
+        if not poly.is_valid:
+            poly = poly.buffer(0)
+        if poly.is_empty or poly.area <= 0:
+            return float(zone.area_m2)
+        return float(zone.area_m2) * poly.intersection(self._field).area / poly.area
 
     def _in_field(self, lat: float, lon: float) -> bool:
         if self._field is None:

@@ -17,6 +17,7 @@ from .test_fieldmap import tiles
 
 S = 1_000_000_000
 FRAME = LocalFrame(*HOME)
+AT_ONCE = {"zone_min_looks": 1, "zone_settled_looks": 1}  # zones alerted on their first look (unit checks)
 
 
 def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0):
@@ -31,7 +32,7 @@ def test_one_alert_per_zone_and_growth_is_a_revision():
     the growth fraction it is updated under the same id with revision 2; a patch below the threshold is not
     alerted until it grows past it."""
     fm = FieldMap(FRAME, (0, 0, 80, 80), cell_m=1.0, min_cell_observations=1)
-    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, zone_growth_fraction=0.25,
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, zone_growth_fraction=0.25, **AT_ONCE,
                                                  min_update_interval_s=0))
     fm.add_many(tiles("weeds", 10, 10, 14, 14))           # 16 m2
     fm.add_many(tiles("weeds", 50, 50, 52, 52))           # 4 m2: below the threshold
@@ -56,7 +57,7 @@ def test_merged_zones_keep_one_alert():
     """Two alerted patches that grow together: the survivor's alert is updated, the swallowed one's alert says
     where it went; no third alert."""
     fm = FieldMap(FRAME, (0, 0, 80, 80), cell_m=1.0, min_cell_observations=1)
-    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0))
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0, **AT_ONCE))
     fm.add_many(tiles("weeds", 10, 10, 14, 14))
     fm.add_many(tiles("weeds", 20, 10, 24, 14))
     first = policy.on_zones(fm.zones(), 1 * S)
@@ -67,6 +68,68 @@ def test_merged_zones_keep_one_alert():
     survivor, swallowed = update["F7/weeds/weeds-1"], update["F7/weeds/weeds-2"]
     assert survivor.revision == 2 and survivor.area_m2 == 56.0
     assert swallowed.revision == 2 and swallowed.properties["merged_into"] == "F7/weeds/weeds-1"
+
+
+def looks(fm, label, e0, n0, e1, n1, ts_s, times=1, p=0.9):
+    for _ in range(times):
+        fm.add_many(tiles(label, e0, n0, e1, n1, p=p, ts_ns=int(ts_s * S)))
+
+
+def test_a_zone_is_alerted_once_seen_enough_not_on_its_first_look():
+    """Defaults: a zone waits until its cells have 3 looks and the survey has moved on (no new look for
+    120 s) or until they have 8 looks; at the end of the survey 3 looks are enough, 2 never are."""
+    fm = FieldMap(FRAME, (0, 0, 100, 40), cell_m=1.0, min_cell_observations=1)
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0))
+    looks(fm, "weeds", 10, 10, 16, 16, ts_s=0)                   # A: one look
+    looks(fm, "weeds", 40, 10, 46, 16, ts_s=0, times=8)          # B: eight looks at once
+    looks(fm, "weeds", 70, 10, 76, 16, ts_s=0, times=2)          # C: two looks
+    (b,) = policy.on_zones(fm.zones(), 1 * S)
+    assert b.area_m2 == 36.0 and b.properties["looks"] == 8.0
+    looks(fm, "weeds", 10, 10, 16, 16, ts_s=5, times=2)          # A: three looks, the last at 5 s
+    assert policy.on_zones(fm.zones(), 6 * S) == []              # still in view
+    assert policy.on_zones(fm.zones(), 124 * S) == []            # 119 s without a look: not yet
+    (a,) = policy.on_zones(fm.zones(), 125 * S)
+    assert a.properties["looks"] == 3.0 and a.alert_id != b.alert_id
+    assert policy.on_zones(fm.zones(), 126 * S, final=True) == []   # C: two looks are never enough
+    fm2 = FieldMap(FRAME, (0, 0, 100, 40), cell_m=1.0, min_cell_observations=1)
+    p2 = AlertPolicy("F8", AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0))
+    looks(fm2, "weeds", 10, 10, 16, 16, ts_s=0, times=3)
+    assert p2.on_zones(fm2.zones(), 1 * S) == []
+    assert len(p2.on_zones(fm2.zones(), 2 * S, final=True)) == 1     # the survey ended: three looks do
+
+
+def test_a_zone_that_only_its_first_looks_called_weeds_is_not_alerted():
+    """The closed cereal canopy: the first two frames call a blotch weeds (0.6), the next six, from other
+    lines, call it crop. On its first looks it was a 36 m2 weed zone of confidence 0.6 (with zones alerted at
+    once it is a false alert); seen enough, its weed confidence is 0.15 and it is no alert."""
+    def flight(cfg):
+        fm = FieldMap(FRAME, (0, 0, 60, 40), cell_m=1.0, min_cell_observations=1)
+        policy, out = AlertPolicy("F7", cfg), []
+        looks(fm, "weeds", 10, 10, 16, 16, ts_s=0, times=2, p=0.6)
+        out += policy.on_zones(fm.zones(), 5 * S)
+        looks(fm, "healthy", 8, 8, 18, 18, ts_s=60, times=6, p=0.7)
+        out += policy.on_zones(fm.zones(), 200 * S)
+        return out + policy.on_zones(fm.zones(), 201 * S, final=True)
+
+    (early,) = flight(AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0, **AT_ONCE))
+    assert early.kind is AlertKind.WEEDS and early.confidence == 0.6
+    assert flight(AlertPolicyConfig(weeds_min_area_m2=10, min_update_interval_s=0)) == []
+
+
+def test_only_the_part_of_a_zone_inside_the_field_counts():
+    """The map reaches 10 m beyond the boundary: a 60 m2 'stressed' verge outside the field is no alert, nor is a
+    zone with 40 of its 60 m2 outside when the threshold is 25 m2; one with 40 m2 inside is."""
+    boundary = [offset_deg(*HOME, n, e) for n, e in ((0, 0), (0, 100), (40, 100), (40, 0))]
+    fm = FieldMap(FRAME, (-10, -10, 110, 50), cell_m=1.0, min_cell_observations=1)
+    policy = AlertPolicy("F7", AlertPolicyConfig(stressed_min_area_m2=25, min_update_interval_s=0, **AT_ONCE),
+                         field_boundary_latlon=boundary)
+    looks(fm, "stressed", 20, -10, 30, -4, ts_s=0)               # outside, south
+    looks(fm, "stressed", 50, -6, 60, 0, ts_s=0)                 # 60 m2, 0 inside
+    looks(fm, "stressed", 50, 36, 60, 42, ts_s=0)                # 60 m2, 40 inside
+    looks(fm, "stressed", 80, -4, 90, 2, ts_s=0)                 # 60 m2, 20 inside
+    alerts = policy.on_zones(fm.zones(), 1 * S)
+    assert [(round(a.area_m2), a.kind) for a in alerts] == [(60, AlertKind.STRESSED_ZONE)]
+    assert alerts[0].lat_deg > offset_deg(*HOME, 30, 0)[0]
 
 
 def test_objects_alerted_once_and_reidentified_tracks_deduplicated():
@@ -116,7 +179,7 @@ def test_rate_limit_defers_but_never_drops():
     fm = FieldMap(FRAME, (0, 0, 200, 20), cell_m=1.0, min_cell_observations=1)
     for k in range(20):
         fm.add_many(tiles("weeds", 10 * k, 5, 10 * k + 4, 9))
-    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, rate_per_min=6, burst=3))
+    policy = AlertPolicy("F7", AlertPolicyConfig(weeds_min_area_m2=10, rate_per_min=6, burst=3, **AT_ONCE))
     out = policy.on_zones(fm.zones(), 0)
     assert len(out) == 3 and policy.pending == 17
     assert policy.tick(5 * S) == []
