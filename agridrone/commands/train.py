@@ -22,7 +22,7 @@ TINY = {"detector": dict(imgsz=128, width=0.5, epochs=2, prune_epochs=1, synth_c
                        steps_per_epoch=6)}
 FULL = {"detector": dict(imgsz=320, train_crop=224, width=1.0, epochs=56, prune_epochs=2, synth_count=2000,
                          sim_count=1000, batch=16),
-        "health": dict(tile=64, width=1.5, epochs=40, prune_epochs=2, synth_count=1500, sim_count=1000, batch=32)}
+        "health": dict(tile=64, width=2.0, epochs=40, prune_epochs=2, synth_count=1500, sim_count=1500, batch=32)}
 
 
 def register(sub) -> None:
@@ -44,7 +44,7 @@ def register(sub) -> None:
             tp.add_argument("--tile", type=int, help="tile size in pixels (default 64)")
             tp.add_argument("--sim-count", type=int,
                             help="more tiles per class seen through the simulated camera over random fields, "
-                                 "when no --data (default 1000; 0: none)")
+                                 "when no --data (default 1500; 0: none)")
         tp.add_argument("--epochs", type=int, help="training epochs")
         tp.add_argument("--out", type=Path, default=Path("models"), help="where the .tflite and its card go")
         tp.add_argument("--workdir", type=Path, default=Path("runs/training"),

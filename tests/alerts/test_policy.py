@@ -166,6 +166,20 @@ def test_a_remembered_track_does_not_make_the_same_animal_s_new_track_a_second_a
     assert b.alert_id == "F7/animal/track-30" and a.alert_id == "F7/animal/track-11"
 
 
+def test_one_animal_the_tracker_split_in_two_is_one_alert():
+    """The maize flight: an animal on the seam of two detector tiles gave two tracks 0.5 m apart, both seen in
+    the same frames, and two alerts. Closer than object_min_separation_m (1.5 m) they are one animal; two
+    animals of a herd 2.5 m apart are still two."""
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0))
+    (a,) = policy.on_obstacles([obstacle(7, "cow", t_ns=1 * S)], 1 * S)
+    for t in range(2, 6):
+        assert policy.on_obstacles([obstacle(7, "cow", t_ns=t * S),
+                                    obstacle(21, "cow", north_m=20.5, t_ns=t * S)], t * S) == []
+    (b,) = policy.on_obstacles([obstacle(7, "cow", t_ns=6 * S), obstacle(21, "cow", north_m=20.5, t_ns=6 * S),
+                                obstacle(30, "cow", north_m=23.0, t_ns=6 * S)], 6 * S)
+    assert a.alert_id == "F7/animal/track-7" and b.alert_id == "F7/animal/track-30"
+
+
 def test_moving_object_updates_its_alert():
     policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_move_update_m=15))
     (a,) = policy.on_obstacles([obstacle(3, "tractor")], 1 * S)
