@@ -52,6 +52,27 @@ class _OnDemand(Mapping):
         return len(self._items)
 
 
+class _First(Mapping):
+    """Read-only view of several mappings: a key's value from the first that has it (none is iterated eagerly)."""
+
+    def __init__(self, *maps: Mapping) -> None:
+        self._maps = maps
+
+    def __getitem__(self, key):
+        for m in self._maps:
+            try:
+                return m[key]
+            except KeyError:
+                continue
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(dict.fromkeys(k for m in self._maps for k in m))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class AlertsSink:
     def __init__(self, out_dir: Path, compiled, vehicle, camera_factory, *, flight_id: str,
                  mqtt_url: str | None = None, drone: str = "drone1") -> None:
@@ -83,6 +104,7 @@ class AlertsSink:
         self.alerts = 0
         self._projector = None
         self._zones_at_ns: int | None = None
+        self._zone_thumbs: dict[str, bytes] = {}   # zone id -> JPEG from when it was last in view
         self._last_pos = (m.home_lat_deg, m.home_lon_deg)
         self._last_ns = 0
 
@@ -175,7 +197,11 @@ class AlertsSink:
         if self._zones_at_ns is None or r.ts_ns - self._zones_at_ns >= ZONES_EVERY_S * 1e9:
             self._zones_at_ns = r.ts_ns
             zones = self.fieldmap.zones(r.ts_ns)
-            self._commit(self.policy.on_zones(zones, r.ts_ns, self._zone_thumbnails(r, zones)))
+            in_view = self._zone_thumbnails(r, zones)
+            for z in zones:  # the newest view of each zone that will be alerted once seen enough
+                if self.policy.zone_candidate(z) and in_view.get(z.zone_id):
+                    self._zone_thumbs[z.zone_id] = in_view[z.zone_id]
+            self._commit(self.policy.on_zones(zones, r.ts_ns, _First(in_view, self._zone_thumbs)))
 
     def on_event(self, e: LoopEvent) -> None:
         lat, lon = self._last_pos
@@ -187,7 +213,7 @@ class AlertsSink:
     def close(self) -> None:
         try:
             now = self._last_ns
-            self._commit(self.policy.on_zones(self.fieldmap.zones(now), now, final=True))
+            self._commit(self.policy.on_zones(self.fieldmap.zones(now), now, dict(self._zone_thumbs), final=True))
             deadline = time.monotonic() + 5.0
             while self.policy.pending and time.monotonic() < deadline:  # what the rate limit held back
                 now += int(5e9)

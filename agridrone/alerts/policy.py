@@ -339,6 +339,16 @@ class AlertPolicy:
         self._enqueue(st, now_ns, label=kind.value, confidence=1.0, lat=lat, lon=lon, text=text,
                       properties={"episode": n})
 
+    def zone_candidate(self, zone: Any) -> bool:
+        """Would this zone be alerted once ready (and is it not alerted yet)? The flight loop keeps a thumbnail of
+        such zones while they are in view: by the time they are ready the camera has usually moved on."""
+        kind = {"stressed": AlertKind.STRESSED_ZONE, "weeds": AlertKind.WEEDS}.get(zone.label)
+        if kind is None or zone.zone_id in self._zone_alert or any(m in self._zone_alert for m in zone.merged_ids):
+            return False
+        cfg = self.config
+        threshold = cfg.stressed_min_area_m2 if kind is AlertKind.STRESSED_ZONE else cfg.weeds_min_area_m2
+        return zone.confidence >= cfg.min_zone_confidence and self._area_in_field(zone) >= threshold
+
     def _zone_ready(self, zone: Any, now_ns: int, final: bool) -> bool:
         cfg = self.config
         if zone.looks >= cfg.zone_settled_looks:

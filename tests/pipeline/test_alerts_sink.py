@@ -64,8 +64,8 @@ def test_a_person_in_the_field_and_an_avoidance_stop_reach_the_ground_station_on
 
 
 def test_a_weed_patch_under_the_camera_on_two_frames_is_alerted_once_with_its_thumbnail(tmp_path):
-    """Two frames whose centre tiles say weeds (the rest healthy): one weeds alert, committed with a JPEG of the
-    patch cut from the frame; the zones the policy does not alert get no thumbnail made."""
+    """Three frames whose centre tiles say weeds (the rest healthy): one weeds alert, committed with a JPEG of the
+    patch cut from the frame while it was in view; the zones the policy would not alert get no thumbnail made."""
     from agridrone.types import HealthTile
 
     compiled = compile_mission(load_mission(MISSION))
@@ -87,4 +87,6 @@ def test_a_weed_patch_under_the_camera_on_two_frames_is_alerted_once_with_its_th
     rows = sqlite3.connect(tmp_path / "outbox.sqlite").execute(
         "SELECT kind, thumbnail FROM alerts WHERE kind = 'weeds'").fetchall()
     assert len(rows) == 1 and rows[0][1][:2] == b"\xff\xd8", rows
-    assert len(made) == 1
+    # the zone is alerted at the survey's end (three looks; nothing newer came), long after it was in view: the
+    # JPEG was cut while it was, once per map update, and only for it
+    assert len(made) == 2 and len(set(made)) == 1
