@@ -213,7 +213,7 @@ class AlertsSink:
     def close(self) -> None:
         try:
             now = self._last_ns
-            self._commit(self.policy.on_zones(self.fieldmap.zones(now), now, dict(self._zone_thumbs), final=True))
+            self._commit(self.policy.on_zones(self.fieldmap.zones(now), now, self._zone_thumbs, final=True))
             deadline = time.monotonic() + 5.0
             while self.policy.pending and time.monotonic() < deadline:  # what the rate limit held back
                 now += int(5e9)

@@ -45,6 +45,9 @@ SEVERITY = MappingProxyType({
     AlertKind.LINK_LOST: CRITICAL, AlertKind.CAMERA_LOST: ERROR,
 })
 
+ZONE_KINDS: Mapping[str, AlertKind] = MappingProxyType({"stressed": AlertKind.STRESSED_ZONE,
+                                                      "weeds": AlertKind.WEEDS})
+
 DEFAULT_OBJECT_LABELS: Mapping[str, str] = MappingProxyType({
     **{k: "person" for k in ("person", "pedestrian", "human", "people")},
     **{k: "animal" for k in ("animal", "cow", "cattle", "sheep", "horse", "dog", "cat", "deer", "goat", "pig",
@@ -80,8 +83,8 @@ class AlertPolicyConfig:
     object_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_OBJECT_LABELS))
 
     def __post_init__(self) -> None:
-        for name in ("stressed_min_area_m2", "weeds_min_area_m2", "object_min_separation_m", "zone_min_looks", "zone_settled_looks",
-                     "zone_settle_s", "zone_growth_fraction", "object_same_radius_m",
+        for name in ("stressed_min_area_m2", "weeds_min_area_m2", "object_min_separation_m", "zone_min_looks",
+                     "zone_settled_looks", "zone_settle_s", "zone_growth_fraction", "object_same_radius_m",
                      "object_memory_s", "object_move_update_m", "min_update_interval_s"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
@@ -159,16 +162,14 @@ class AlertPolicy:
         growth = 0.0 if final else cfg.zone_growth_fraction
         thumbnails = thumbnails or {}
         for z in zones:
-            kind = {"stressed": AlertKind.STRESSED_ZONE, "weeds": AlertKind.WEEDS}.get(z.label)
+            kind = ZONE_KINDS.get(z.label)
             if kind is None:
                 continue
             alert_id = self._zone_alert.get(z.zone_id)
             if alert_id is None:  # did it swallow an alerted zone? keep that alert
                 alert_id = next((self._zone_alert[m] for m in z.merged_ids if m in self._zone_alert), None)
             st = self._tracked.get(alert_id) if alert_id else None
-            threshold = cfg.stressed_min_area_m2 if kind is AlertKind.STRESSED_ZONE else cfg.weeds_min_area_m2
-            if st is None and not (self._zone_ready(z, now_ns, final) and z.confidence >= cfg.min_zone_confidence
-                                   and self._area_in_field(z) >= threshold):
+            if st is None and not (self._zone_ready(z, now_ns, final) and self._zone_worth_alerting(z, kind)):
                 continue
             newly_merged = [m for m in z.merged_ids if m in self._zone_alert and self._zone_alert[m] != alert_id]
             grown = z.area_m2 > st.area_m2 * (1 + growth) if st is not None else True
@@ -342,9 +343,13 @@ class AlertPolicy:
     def zone_candidate(self, zone: Any) -> bool:
         """Would this zone be alerted once ready (and is it not alerted yet)? The flight loop keeps a thumbnail of
         such zones while they are in view: by the time they are ready the camera has usually moved on."""
-        kind = {"stressed": AlertKind.STRESSED_ZONE, "weeds": AlertKind.WEEDS}.get(zone.label)
+        kind = ZONE_KINDS.get(zone.label)
         if kind is None or zone.zone_id in self._zone_alert or any(m in self._zone_alert for m in zone.merged_ids):
             return False
+        return self._zone_worth_alerting(zone, kind)
+
+    def _zone_worth_alerting(self, zone: Any, kind: AlertKind) -> bool:
+        """Confident enough, and large enough inside the field (thresholds of the zone's kind)."""
         cfg = self.config
         threshold = cfg.stressed_min_area_m2 if kind is AlertKind.STRESSED_ZONE else cfg.weeds_min_area_m2
         return zone.confidence >= cfg.min_zone_confidence and self._area_in_field(zone) >= threshold
