@@ -179,8 +179,11 @@ def _tracker_defaults():
     # and 2 hits confirm (3 in the tracker): at a frame a vehicle second, 3 hits cost 30 m of flight at 10 m/s
     # and a tree/pole/building seen once is kept tentative for two minutes: seen again from the next survey line
     # it is confirmed long before the vehicle reaches it (its first sighting is usually from the line before)
+    # and people and animals associate with each other: from survey altitude the detector often calls one
+    # object a person in one frame and an animal in the next; one track, labelled by its votes, is one alert
+    # (the planner keeps the larger margin of both labels)
     return TrackerConfig(tentative_forget_after_s=3.0, moving_speed_m_s=1.0, confirm_hits=2,
-                         static_tentative_forget_after_s=120.0)
+                         static_tentative_forget_after_s=120.0, class_groups=(("person", "animal"),))
 
 
 def _planner_defaults():

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from agridrone.geo import LocalFrame, interpolate_pose, offset_deg
+from agridrone.planning import margin_of
 from agridrone.tracking import GroundDetection
 from agridrone.types import Detections, Obstacle, Pose
 
@@ -301,7 +302,7 @@ def outside_takeoff_site(obstacles: Sequence[Obstacle], vehicle_en: tuple[float,
     """
     out = []
     for o in obstacles:
-        keep = o.radius_m + margins_m.get(o.label, 0.0)
+        keep = o.radius_m + (margin_of(o, margins_m) or 0.0)
         at_home = math.hypot(o.east_m - home_en[0], o.north_m - home_en[1]) < keep
         if at_home and math.hypot(o.east_m - vehicle_en[0], o.north_m - vehicle_en[1]) < keep:
             continue

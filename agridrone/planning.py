@@ -14,6 +14,8 @@ Rules, in the order they are applied each tick:
   thing with height 0 lies on the ground (a weed patch, a shadow, a puddle) and the ground is never
   an obstacle; neither is a class the margin table does not name (crop, weeds, stressed).
   (``agridrone.tracking`` always reports a height > 0 for obstacle classes.)
+  An obstacle the tracker saw under several labels (``Obstacle.labels``: a person the detector also
+  called an animal) keeps the largest of their margins.
 - **Keep-out discs**: radius + the class margin (people get the largest); a moving obstacle is
   moved to ``now_ns`` along its velocity and swept over ``moving_horizon_s`` ahead (a chain of
   discs), so that detours pass behind it. Each disc is drawn as a regular polygon that *contains*
@@ -174,6 +176,13 @@ class PlannerConfig:
     def lookahead_m(self, ground_speed_m_s: float = 0.0) -> float:
         v = max(self.speed_m_s, ground_speed_m_s)
         return v * self.latency_s + v * v / (2.0 * self.decel_m_s2) + self.lookahead_margin_m
+
+
+def margin_of(ob: Obstacle, margins_m: Mapping[str, float]) -> float | None:
+    """The safety margin of ``ob``: the largest of its labels' (the most cautious reading of what it is), or
+    None when no label of it has one (not an obstacle class)."""
+    found = [margins_m[lb] for lb in ob.all_labels if lb in margins_m]
+    return max(found) if found else None
 
 
 def route_from_mission_items(items: Sequence[MissionItem], frame: LocalFrame, *,
@@ -412,10 +421,11 @@ class AvoidancePlanner:
         for ob in obstacles:
             if not isinstance(ob, Obstacle):
                 raise ValueError(f"obstacles: expected agridrone.types.Obstacle items, got {type(ob).__name__}")
-            margin = cfg.margins_m.get(ob.label)
+            margin = margin_of(ob, cfg.margins_m)
             if margin is None or ob.height_m <= cfg.min_obstacle_height_m:
                 continue
-            if not ob.confirmed and not (ob.label in cfg.early_classes and ob.confidence >= cfg.early_min_confidence):
+            if not ob.confirmed and not (any(lb in cfg.early_classes for lb in ob.all_labels)
+                                         and ob.confidence >= cfg.early_min_confidence):
                 continue
             e, n, r = float(ob.east_m), float(ob.north_m), float(ob.radius_m) + float(margin)
             centres = [(e, n)]

@@ -95,7 +95,10 @@ class TrackerConfig:
     - ``obstacle_classes``: labels that can be obstacles; anything else is ignored (ground).
     - ``moving_classes``: labels tracked with a constant-velocity filter.
     - ``class_groups``: groups of labels that may be associated with each other (e.g. a detector
-      that hesitates between "animal" and "vehicle"); by default only equal labels associate.
+      that hesitates between "person" and "animal"): one object seen under two labels is one track,
+      labelled by its confidence-weighted votes; by default only equal labels associate.
+    - ``label_share_floor``: a label with at least this share of a track's votes is listed in the
+      obstacle's ``labels`` (the planner keeps the most cautious margin of them) (0.25).
     - ``min_confidence``: observations below this are ignored (0.3).
     - ``gate_m``: association gate, metres between prediction and observation (3 m: ground
       projection error of a 30 m high camera with ~1 deg of attitude error, plus margin).
@@ -122,6 +125,7 @@ class TrackerConfig:
     obstacle_classes: tuple[str, ...] = DEFAULT_OBSTACLE_CLASSES
     moving_classes: tuple[str, ...] = DEFAULT_MOVING_CLASSES
     class_groups: tuple[tuple[str, ...], ...] = ()
+    label_share_floor: float = 0.25
     min_confidence: float = 0.3
     gate_m: float = 3.0
     confirm_hits: int = 3
@@ -140,7 +144,8 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heights_m", MappingProxyType(dict(self.heights_m)))  # frozen all the way down
-        for name in ("min_confidence", "static_gain", "alpha", "beta"):
+        object.__setattr__(self, "class_groups", tuple(tuple(g) for g in self.class_groups))
+        for name in ("min_confidence", "static_gain", "alpha", "beta", "label_share_floor"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}: expected 0..1, got {v}")
@@ -183,6 +188,16 @@ class _Track:
     @property
     def label(self) -> str:
         return max(sorted(self.votes), key=lambda k: self.votes[k])
+
+    def labels(self, share_floor: float) -> tuple[str, ...]:
+        """The labels holding at least ``share_floor`` of the votes, the winner first."""
+        if len(self.votes) == 1:
+            return (self.label,)
+        total = sum(self.votes.values()) or 1.0
+        first = self.label
+        rest = sorted((k for k, v in self.votes.items() if k != first and v / total >= share_floor),
+                      key=lambda k: (-self.votes[k], k))
+        return (first, *rest)
 
     def predict(self, ts_ns: int) -> tuple[float, float]:
         dt = (ts_ns - self.state_ns) / 1e9
@@ -393,4 +408,5 @@ class ObstacleTracker:
                         first_seen_ns=tr.first_seen_ns, last_seen_ns=tr.last_seen_ns,
                         confirmed=tr.hits >= cfg.confirm_hits,
                         moving=moving_class and tr.hits >= 2 and speed > cfg.moving_speed_m_s,
-                        ve_m_s=tr.ve_m_s, vn_m_s=tr.vn_m_s, height_m=float(height))
+                        ve_m_s=tr.ve_m_s, vn_m_s=tr.vn_m_s, height_m=float(height),
+                        labels=tr.labels(cfg.label_share_floor))

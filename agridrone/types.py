@@ -242,6 +242,14 @@ class Obstacle:
     ve_m_s: float = 0.0
     vn_m_s: float = 0.0
     height_m: float = 0.0
+    # every label the detector gave this object often enough to count (``label`` first): a tracker that
+    # associates a class group (a detector that hesitates between person and animal) lists the others here,
+    # so that the planner can keep the most cautious margin of them; () means just ``label``
+    labels: tuple[str, ...] = ()
+
+    @property
+    def all_labels(self) -> tuple[str, ...]:
+        return self.labels or (self.label,)
 
     def __post_init__(self) -> None:
         if self.radius_m < 0:

@@ -7,7 +7,9 @@
   ``object_same_radius_m``, seen in the last ``object_memory_s``) is taken for the same object, unless
   the two are seen at once under their own tracks (two animals of a herd) more than
   ``object_min_separation_m`` apart: closer than that they are one object the tracker split in two (a
-  detection on each of two overlapping detector tiles).
+  detection on each of two overlapping detector tiles). An object is alerted once its track has
+  ``object_min_hits`` sightings (its label is a vote over them); a track keeps the kind it was first
+  alerted as even if later votes relabel it (a cow the detector also called a person is one alert).
 * A zone is alerted once the map has seen it enough to be sure of it, not on its first look: an early
   estimate from one or two frames is noisy (a closed canopy's dark blotches look like weeds from one
   angle and like crop from the next). It is *ready* when the median of its cells' looks reaches
@@ -72,6 +74,7 @@ class AlertPolicyConfig:
     zone_settle_s: float = 120.0
     zone_growth_fraction: float = 0.25
     min_object_confidence: float = 0.5
+    object_min_hits: int = 3
     object_same_radius_m: float = 8.0
     object_min_separation_m: float = 1.5
     object_memory_s: float = 300.0
@@ -95,6 +98,9 @@ class AlertPolicyConfig:
                 raise ConfigError(f"alerts.{name}: expected 0..1, got {v!r}")
         if not isinstance(self.rate_per_min, (int, float)) or self.rate_per_min <= 0:
             raise ConfigError(f"alerts.rate_per_min: expected a number > 0, got {self.rate_per_min!r}")
+        if isinstance(self.object_min_hits, bool) or not isinstance(self.object_min_hits, int) \
+                or self.object_min_hits < 1:
+            raise ConfigError(f"alerts.object_min_hits: expected an integer >= 1, got {self.object_min_hits!r}")
         if not isinstance(self.burst, int) or self.burst < 1:
             raise ConfigError(f"alerts.burst: expected an integer >= 1, got {self.burst!r}")
         bad = {k: v for k, v in dict(self.object_labels).items() if v not in ("person", "animal", "vehicle")}
@@ -142,6 +148,7 @@ class AlertPolicy:
         self._tracked: dict[str, _Tracked] = {}          # alert_id -> state
         self._zone_alert: dict[str, str] = {}            # zone id -> alert id
         self._track_alert: dict[tuple[str, int], str] = {}  # (kind, track id) -> alert id
+        self._track_kind: dict[int, tuple[AlertKind, str]] = {}  # track id -> (kind, label) it was alerted as
         self._queue: dict[str, Alert] = {}               # alert_id -> newest not-yet-emitted version
         self._tokens = float(self.config.burst)
         self._tokens_ns: int | None = None
@@ -203,11 +210,13 @@ class AlertPolicy:
         thumbnails = thumbnails or {}
         for ob in obstacles:
             category = cfg.object_labels.get(ob.label.lower())
-            if category is None or not ob.confirmed or ob.confidence < cfg.min_object_confidence:
+            if category is None or not ob.confirmed or ob.confidence < cfg.min_object_confidence \
+                    or ob.hits < cfg.object_min_hits:
                 continue
             if not self._in_field(ob.lat_deg, ob.lon_deg):
                 continue
-            kind = AlertKind(category)
+            kind, label = self._track_kind.setdefault(ob.track_id, (AlertKind(category), ob.label))
+            category = kind.value
             # when the camera last saw it: the loop also lists obstacles it only remembers (out of view), and
             # those must not make a new track of the same object look like a second one standing beside it
             seen_ns = min(int(ob.last_seen_ns), now_ns) if ob.last_seen_ns else now_ns
@@ -218,8 +227,8 @@ class AlertPolicy:
                 continue
             if not st.revision or moved >= cfg.object_move_update_m:
                 st.lat_deg, st.lon_deg = ob.lat_deg, ob.lon_deg
-            self._enqueue(st, now_ns, label=ob.label, confidence=ob.confidence, lat=st.lat_deg, lon=st.lon_deg,
-                          text=f"{category.capitalize()} in field ({ob.label})",
+            self._enqueue(st, now_ns, label=label, confidence=ob.confidence, lat=st.lat_deg, lon=st.lon_deg,
+                          text=f"{category.capitalize()} in field ({label})",
                           thumbnail=thumbnails.get(ob.track_id, b""),
                           properties={"track_id": ob.track_id, "moving": ob.moving})
         return self.tick(now_ns)

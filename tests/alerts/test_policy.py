@@ -20,10 +20,10 @@ FRAME = LocalFrame(*HOME)
 AT_ONCE = {"zone_min_looks": 1, "zone_settled_looks": 1}  # zones alerted on their first look (unit checks)
 
 
-def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0):
+def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0, hits=5):
     lat, lon = offset_deg(HOME[0], HOME[1], north_m, east_m)
     return Obstacle(track_id=track_id, label=label, lat_deg=lat, lon_deg=lon, east_m=east_m, north_m=north_m,
-                    radius_m=0.5, confidence=confidence, hits=5, first_seen_ns=0, last_seen_ns=t_ns,
+                    radius_m=0.5, confidence=confidence, hits=hits, first_seen_ns=0, last_seen_ns=t_ns,
                     confirmed=confirmed)
 
 
@@ -178,6 +178,22 @@ def test_one_animal_the_tracker_split_in_two_is_one_alert():
     (b,) = policy.on_obstacles([obstacle(7, "cow", t_ns=6 * S), obstacle(21, "cow", north_m=20.5, t_ns=6 * S),
                                 obstacle(30, "cow", north_m=23.0, t_ns=6 * S)], 6 * S)
     assert a.alert_id == "F7/animal/track-7" and b.alert_id == "F7/animal/track-30"
+
+
+def test_an_object_is_alerted_once_its_label_has_votes_and_keeps_its_first_kind():
+    """The cereal flight: the tracker (person and animal grouped) labels one cow by votes, which can flip.
+    Nothing is alerted before object_min_hits sightings; once alerted as an animal, the same track relabelled
+    a person is the same alert (updated where it moved), not a person alert beside it."""
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_min_hits=3,
+                                                 object_move_update_m=15))
+    assert policy.on_obstacles([obstacle(4, "animal", hits=2, t_ns=1 * S)], 1 * S) == []
+    (a,) = policy.on_obstacles([obstacle(4, "animal", hits=3, t_ns=2 * S)], 2 * S)
+    assert (a.alert_id, a.kind, a.label) == ("F7/animal/track-4", AlertKind.ANIMAL, "animal")
+    assert policy.on_obstacles([obstacle(4, "person", hits=4, t_ns=3 * S)], 3 * S) == []
+    (a2,) = policy.on_obstacles([obstacle(4, "person", hits=5, north_m=40, t_ns=4 * S)], 4 * S)
+    assert (a2.alert_id, a2.kind, a2.revision, a2.label) == (a.alert_id, AlertKind.ANIMAL, 2, "animal")
+    (b,) = policy.on_obstacles([obstacle(9, "person", hits=3, north_m=80, east_m=80, t_ns=5 * S)], 5 * S)
+    assert b.kind is AlertKind.PERSON                                        # a real person elsewhere
 
 
 def test_moving_object_updates_its_alert():

@@ -172,6 +172,20 @@ def test_margins_per_class_and_moving_obstacles():
     assert all(math.dist(a, b) <= 10.5 / 2 + 1e-9 for a, b in zip(chain, chain[1:]))
 
 
+def test_an_obstacle_seen_under_two_labels_keeps_the_larger_margin():
+    """A track the detector called an animal and a person (Obstacle.labels) is kept out by the person's margin,
+    whichever label won the vote; a tentative one counts early, as a person would."""
+    import dataclasses
+
+    planner = AvoidancePlanner(route((0, 0), (100, 0)), box(-20, -40, 120, 40), FRAME,
+                               PlannerConfig(margins_m={"person": 10.0, "animal": 6.0, "tree": 4.0}))
+    animal = ob(1, r=0.5, label="animal")
+    both = dataclasses.replace(ob(2, e=30.0, r=0.5, label="animal"), labels=("animal", "person"))
+    early = dataclasses.replace(ob(3, e=70.0, r=0.5, label="animal", confirmed=False), labels=("animal", "person"))
+    radius = {k[0]: k[3] for k in planner.keepouts([animal, both, early], now_ns=0)}
+    assert radius == {1: pytest.approx(6.5), 2: pytest.approx(10.5), 3: pytest.approx(10.5)}
+
+
 @pytest.mark.parametrize("vn_m_s", [1.5, -1.0, 0.5])
 def test_walker_crossing_the_line_is_passed_behind_never_within_its_margin(vn_m_s):
     """A person walks across the line as the drone comes: the detour goes round behind the walker (the side it

@@ -186,3 +186,39 @@ def test_a_tree_seen_again_from_the_next_line_is_confirmed_a_walker_is_not():
         by_label = {o.label: o for o in obs}
         assert by_label["tree"].confirmed is tree_confirmed and by_label["tree"].hits == (2 if tree_confirmed else 1)
         assert not by_label["person"].confirmed and by_label["person"].hits == 1
+
+
+def test_a_class_group_makes_one_track_of_an_object_the_detector_calls_two_things():
+    """A cow the detector calls an animal in most frames and a person in some (also both in one frame): with
+    person and animal grouped it is one track labelled animal, listing person too (the planner keeps the larger
+    margin); without the group it is two tracks, one of them a person that is not there."""
+    frames = []
+    for k in range(10):
+        labels = ["animal"] if k % 3 else ["person"]
+        if k == 4:
+            labels = ["animal", "person"]        # both boxes on one frame (class-aware NMS keeps both)
+        frames.append([det(lb, e=10.0 + 0.2 * (k % 2), n=20.0, r=0.6, conf=0.7) for lb in labels])
+    grouped = run(ObstacleTracker(FRAME, TrackerConfig(class_groups=[["person", "animal"]])), frames)
+    assert len(grouped) == 1, grouped
+    assert grouped[0].label == "animal" and grouped[0].labels == ("animal", "person") and grouped[0].confirmed
+    apart = run(ObstacleTracker(FRAME, TrackerConfig()), frames)
+    assert sorted(o.label for o in apart) == ["animal", "person"]
+    assert all(o.labels == (o.label,) for o in apart)
+
+
+def test_a_stray_label_below_the_share_floor_is_not_listed():
+    """Nine animal sightings and one person sighting: the person reading (10 %) is noise, not listed."""
+    frames = [[det("person" if k == 5 else "animal", r=0.6)] for k in range(10)]
+    obs = run(ObstacleTracker(FRAME, TrackerConfig(class_groups=[["person", "animal"]])), frames)
+    assert len(obs) == 1 and obs[0].labels == ("animal",)
+    obs = run(ObstacleTracker(FRAME, TrackerConfig(class_groups=[["person", "animal"]], label_share_floor=0.05)),
+              frames)
+    assert obs[0].labels == ("animal", "person")
+
+
+def test_a_class_group_keeps_a_farmer_leading_a_cow_as_two_tracks():
+    """Grouping does not fuse two things side by side: a person 1.5 m from an animal, both seen every frame."""
+    frames = [[det("person", e=10.0 + 0.3 * k, n=20.0, r=0.4), det("animal", e=11.5 + 0.3 * k, n=20.0, r=0.8)]
+              for k in range(10)]
+    obs = run(ObstacleTracker(FRAME, TrackerConfig(class_groups=[["person", "animal"]])), frames)
+    assert sorted(o.label for o in obs) == ["animal", "person"] and all(o.confirmed for o in obs)
