@@ -10,6 +10,9 @@
   detection on each of two overlapping detector tiles). An object is alerted once its track has
   ``object_min_hits`` sightings (its label is a vote over them); a track keeps the kind it was first
   alerted as even if later votes relabel it (a cow the detector also called a person is one alert).
+  A vehicle standing against a confirmed building (within its radius + ``vehicle_at_building_m``) is not a
+  vehicle in the field: farm vehicles are parked by barns, and from survey altitude the detector reads a
+  building's eaves and corners as vehicles. People and animals there are still alerted.
 * A zone is alerted once the map has seen it enough to be sure of it, not on its first look: an early
   estimate from one or two frames is noisy (a closed canopy's dark blotches look like weeds from one
   angle and like crop from the next). It is *ready* when the median of its cells' looks reaches
@@ -75,6 +78,7 @@ class AlertPolicyConfig:
     zone_growth_fraction: float = 0.25
     min_object_confidence: float = 0.5
     object_min_hits: int = 3
+    vehicle_at_building_m: float = 2.0
     object_same_radius_m: float = 8.0
     object_min_separation_m: float = 1.5
     object_memory_s: float = 300.0
@@ -86,7 +90,8 @@ class AlertPolicyConfig:
     object_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_OBJECT_LABELS))
 
     def __post_init__(self) -> None:
-        for name in ("stressed_min_area_m2", "weeds_min_area_m2", "object_min_separation_m", "zone_min_looks",
+        for name in ("stressed_min_area_m2", "weeds_min_area_m2", "object_min_separation_m", "vehicle_at_building_m",
+                     "zone_min_looks",
                      "zone_settled_looks", "zone_settle_s", "zone_growth_fraction", "object_same_radius_m",
                      "object_memory_s", "object_move_update_m", "min_update_interval_s"):
             v = getattr(self, name)
@@ -208,12 +213,17 @@ class AlertPolicy:
         """Tracked objects: a person, animal or vehicle confirmed in the field is alerted once."""
         cfg = self.config
         thumbnails = thumbnails or {}
+        obstacles = list(obstacles)
+        buildings = [(b.east_m, b.north_m, b.radius_m) for b in obstacles if b.confirmed and b.label == "building"]
         for ob in obstacles:
             category = cfg.object_labels.get(ob.label.lower())
             if category is None or not ob.confirmed or ob.confidence < cfg.min_object_confidence \
                     or ob.hits < cfg.object_min_hits:
                 continue
             if not self._in_field(ob.lat_deg, ob.lon_deg):
+                continue
+            if ob.track_id not in self._track_kind and category == "vehicle" and any(
+                    math.hypot(ob.east_m - e, ob.north_m - n) <= r + cfg.vehicle_at_building_m for e, n, r in buildings):
                 continue
             kind, label = self._track_kind.setdefault(ob.track_id, (AlertKind(category), ob.label))
             category = kind.value

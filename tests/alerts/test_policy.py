@@ -196,6 +196,23 @@ def test_an_object_is_alerted_once_its_label_has_votes_and_keeps_its_first_kind(
     assert b.kind is AlertKind.PERSON                                        # a real person elsewhere
 
 
+def test_a_vehicle_against_a_building_is_not_a_vehicle_in_the_field():
+    """The vineyard and powerline flights: the detector read a building's edge as a vehicle, 0.6-1.3 m outside
+    the building's disc. A vehicle within the building's radius + vehicle_at_building_m is not alerted; one
+    parked further out is, and so is a person standing against the building."""
+    import dataclasses
+
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, vehicle_at_building_m=2.0))
+    barn = dataclasses.replace(obstacle(1, "building", north_m=50, east_m=50), radius_m=10.0)
+    at_eaves = obstacle(2, "vehicle", north_m=50, east_m=61.5)
+    out = policy.on_obstacles([barn, at_eaves], 1 * S)
+    assert out == []
+    (a, b) = policy.on_obstacles([barn, at_eaves, obstacle(3, "vehicle", north_m=50, east_m=75),
+                                  obstacle(4, "person", north_m=50, east_m=61)], 2 * S)
+    assert {a.kind, b.kind} == {AlertKind.VEHICLE, AlertKind.PERSON}
+    assert policy.on_obstacles([dataclasses.replace(barn, confirmed=False), at_eaves], 3 * S) != []
+
+
 def test_moving_object_updates_its_alert():
     policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_move_update_m=15))
     (a,) = policy.on_obstacles([obstacle(3, "tractor")], 1 * S)
