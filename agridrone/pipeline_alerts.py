@@ -29,6 +29,7 @@ from agridrone.pipeline_commander import LoopEvent
 ZONES_EVERY_S = 5.0
 THUMB_HALF_PX = 40        # an object's thumbnail: this many pixels round the point where it stands, at least
 THUMB_EVERY_S = 2.0       # vehicle seconds between new thumbnails of the same object
+MIN_MAP_HEIGHT_M = 2.0    # health tiles of frames taken lower than this (take-off, landed) are not mapped
 LATENCY_EVERY_S = 5.0     # wall seconds between rewrites of latency.json
 
 
@@ -180,7 +181,7 @@ class AlertsSink:
         h, w = r.frame.image.shape[:2]
         if self._projector is None or (self._projector.camera.width_px, self._projector.camera.height_px) != (w, h):
             self._projector = self.camera_factory((w, h))
-        if r.tiles:
+        if r.tiles and r.pose.alt_rel_home_m > MIN_MAP_HEIGHT_M:   # on the ground the tiles show nothing to place
             pe, pn, _ = self.frame.to_enu(r.pose.lat_deg, r.pose.lon_deg)
             for t in r.tiles:
                 x1, y1, x2, y2 = t.box_xyxy

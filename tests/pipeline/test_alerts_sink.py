@@ -90,3 +90,26 @@ def test_a_weed_patch_under_the_camera_on_two_frames_is_alerted_once_with_its_th
     # the zone is alerted at the survey's end (three looks; nothing newer came), long after it was in view: the
     # JPEG was cut while it was, once per map update, and only for it
     assert len(made) == 2 and len(set(made)) == 1
+
+
+def test_frames_taken_on_the_ground_map_no_crop_and_still_alert_objects(tmp_path):
+    """Frames at take-off or after landing (camera at ground level) hold health tiles that look at nothing
+    the map can place: they are left out of the map, and the frame's objects are still alerted (a flight
+    raised 'camera above the ground' from the sink on every such frame and lost their alerts)."""
+    from agridrone.types import HealthTile
+
+    compiled = compile_mission(load_mission(MISSION))
+    sink = AlertsSink(tmp_path, compiled, TextVehicle(), flight_context(compiled, AppConfig()).camera_factory,
+                      flight_id="t3")
+    lat, lon, _ = compiled.plan.frame.to_geo(200.0, 100.0, 0.0)
+    img = np.zeros((480, 640, 3), np.uint8)
+    tiles = tuple(HealthTile(r, c, (c * 80, r * 80, (c + 1) * 80, (r + 1) * 80), 2, "weeds", 0.9)
+                  for r in range(6) for c in range(8))
+    person = Obstacle(4, "person", float(lat), float(lon), 200.0, 100.0, 0.5, 0.9, 6, 0, 0, confirmed=True)
+    for i in range(3):
+        ts = (i + 1) * 6_000_000_000
+        sink.on_frame(FrameResult(ts, Frame(ts, img), pose_at(float(lat), float(lon), ts, alt_m=0.0),
+                                  Detections.empty((640, 480)), (), tiles, (person,), None))
+    sink.close()
+    kinds = [k for (k,) in sqlite3.connect(tmp_path / "outbox.sqlite").execute("SELECT kind FROM alerts")]
+    assert kinds == ["person"], kinds
