@@ -113,6 +113,9 @@ class PlannerConfig:
     - ``speed_m_s`` (5), ``latency_s`` (0.3: frame to command), ``decel_m_s2`` (2.5: braking) and
       ``lookahead_margin_m`` (5) give the look-ahead distance.
     - ``fence_margin_m`` (2): how far inside the allowed region detour waypoints stay.
+    - ``reentry_m`` (3): a vehicle this close outside the allowed region (a turn flown wide across
+      its edge) is led straight back in by the nearest way and the detour planned from there;
+      further out there is no detour (hold).
     - ``rejoin_offset_m`` (2): how far past the keep-out the detour rejoins the line.
     - ``min_gap_m`` (5): keep-outs closer than this along the route are passed as one.
     - ``reached_m`` (1.5): a detour waypoint within this distance counts as reached (if the leg
@@ -137,6 +140,7 @@ class PlannerConfig:
     decel_m_s2: float = 2.5
     lookahead_margin_m: float = 5.0
     fence_margin_m: float = 2.0
+    reentry_m: float = 3.0
     rejoin_offset_m: float = 2.0
     min_gap_m: float = 5.0
     reached_m: float = 1.5
@@ -159,7 +163,7 @@ class PlannerConfig:
             v = getattr(self, name)
             if not v > 0:
                 raise ConfigError(f"{name}: expected > 0, got {v}")
-        for name in ("latency_s", "lookahead_margin_m", "fence_margin_m", "rejoin_offset_m", "min_gap_m",
+        for name in ("latency_s", "lookahead_margin_m", "fence_margin_m", "reentry_m", "rejoin_offset_m", "min_gap_m",
                      "moving_horizon_s", "min_obstacle_height_m", "replan_tolerance_m", "settled_speed_m_s",
                      "hold_replan_s"):
             v = getattr(self, name)
@@ -509,7 +513,7 @@ class AvoidancePlanner:
             return "the route ends inside a keep-out: no rejoin point"
         free_outer = self._free(kos, inner=False)
         free_inner = self._free(kos, inner=True)
-        if not self.region.covers(Point(start)):
+        if not self.region.covers(Point(start)) and self.region.distance(Point(start)) > cfg.reentry_m:
             return "vehicle outside the allowed region"
         s_r = min(s_out + cfg.rejoin_offset_m, total)
         seg_out = _point_at(segs, s_out)[2]
@@ -526,7 +530,8 @@ class AvoidancePlanner:
             return "no free point on the route past the keep-out"
         gx, gy, gseg = goal
         prefix: list[tuple[float, float]] = []
-        if not free_outer.covers(Point(start)):  # inside a keep-out (it grew or appeared late): leave it first
+        if not free_outer.covers(Point(start)):  # inside a keep-out (it grew or appeared late), or just outside
+            # the region (a turn flown wide): leave it first, by the nearest way
             left = self._leave_keepouts(start, free_outer)
             if left is None:
                 return "vehicle inside a keep-out with no free way out"

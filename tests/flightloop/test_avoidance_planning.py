@@ -240,6 +240,26 @@ def test_obstacle_near_the_fence_is_passed_on_the_inside_only():
     assert min_clearance(legs, tree, 4.0) >= -1e-3
 
 
+def test_a_turn_flown_wide_across_the_region_s_edge_is_led_back_in_not_held():
+    """The vineyard flight: flying a detour, the vehicle cut 0.2 m into the no-fly circle round the hut just
+    as a new obstacle made the planner look again, and it held for the rest of the flight ("vehicle outside
+    the allowed region"). Within reentry_m of the region it is led straight back in and goes round; from
+    further out (a pilot flew it away) it still holds."""
+    rt = route((0, 0), (200, 0))
+    hut = Point(60.0, -20.0).buffer(18.0)                    # its edge passes 2 m south of the line
+    region = box(-20, -60, 220, 60).difference(hut)
+    tree = ob(e=72.0, r=1.5)
+    start = (60.0, -2.2)                                      # 0.2 m inside the hut's circle
+    assert not region.covers(Point(start))
+    c = AvoidancePlanner(rt, region, FRAME).update([tree], VehicleState(*start, 2, 5.0), 0)
+    assert c.kind is CorrectionKind.DETOUR, c
+    legs = legs_of(start, c)
+    assert region.covers(Point(legs[1])) and region.distance(Point(start)) < 0.5
+    assert all(region.covers(Point(p)) for p in legs[1:]) and min_clearance(legs[1:], tree, 4.0) >= -1e-3
+    far = AvoidancePlanner(rt, region, FRAME).update([tree], VehicleState(64.0, -7.0, 2, 5.0), 0)
+    assert far.kind is CorrectionKind.HOLD and "outside the allowed region" in far.reason
+
+
 def test_route_ending_inside_a_keep_out_holds():
     """A tree on the last waypoint: there is no point past it to rejoin, so HOLD with that reason."""
     planner = AvoidancePlanner(route((0, 0), (60, 0)), box(-20, -40, 120, 40), FRAME)
