@@ -4,7 +4,9 @@
   ``FLIGHT/KIND/REF`` (``REF`` is the zone id, ``track-N`` for an object, or the episode number of an
   event). A zone that grows (by ``zone_growth_fraction``) or swallows another updates its alert: same
   id, ``revision + 1``. A new track of the same kind close to an already-alerted object (within
-  ``object_same_radius_m``, seen in the last ``object_memory_s``) is taken for the same object, unless
+  ``object_same_radius_m``, seen in the last ``object_memory_s``; of a kind in the same
+  ``same_object_kinds`` group: a cow the detector called an animal, lost, and found again as a person) is
+  taken for the same object, unless
   the two are seen at once under their own tracks (two animals of a herd) more than
   ``object_min_separation_m`` apart: closer than that they are one object the tracker split in two (a
   detection on each of two overlapping detector tiles). An object is alerted once its track has
@@ -88,6 +90,7 @@ class AlertPolicyConfig:
     burst: int = 6
     bypass_severity: int = CRITICAL
     object_labels: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_OBJECT_LABELS))
+    same_object_kinds: tuple[tuple[str, ...], ...] = (("person", "animal"),)
 
     def __post_init__(self) -> None:
         for name in ("stressed_min_area_m2", "weeds_min_area_m2", "object_min_separation_m", "vehicle_at_building_m",
@@ -108,6 +111,11 @@ class AlertPolicyConfig:
             raise ConfigError(f"alerts.object_min_hits: expected an integer >= 1, got {self.object_min_hits!r}")
         if not isinstance(self.burst, int) or self.burst < 1:
             raise ConfigError(f"alerts.burst: expected an integer >= 1, got {self.burst!r}")
+        groups = self.same_object_kinds
+        if isinstance(groups, str) or not all(not isinstance(g, str) and all(k in ("person", "animal", "vehicle")
+                                                                             for k in g) for g in groups):
+            raise ConfigError(f"alerts.same_object_kinds: expected groups of person/animal/vehicle, got {groups!r}")
+        object.__setattr__(self, "same_object_kinds", tuple(tuple(g) for g in groups))
         bad = {k: v for k, v in dict(self.object_labels).items() if v not in ("person", "animal", "vehicle")}
         if bad:
             raise ConfigError(f"alerts.object_labels: expected values person/animal/vehicle, got {bad}")
@@ -225,12 +233,15 @@ class AlertPolicy:
             if ob.track_id not in self._track_kind and category == "vehicle" and any(
                     math.hypot(ob.east_m - e, ob.north_m - n) <= r + cfg.vehicle_at_building_m for e, n, r in buildings):
                 continue
-            kind, label = self._track_kind.setdefault(ob.track_id, (AlertKind(category), ob.label))
-            category = kind.value
+            kind, label = self._track_kind.get(ob.track_id, (AlertKind(category), ob.label))
             # when the camera last saw it: the loop also lists obstacles it only remembers (out of view), and
             # those must not make a new track of the same object look like a second one standing beside it
             seen_ns = min(int(ob.last_seen_ns), now_ns) if ob.last_seen_ns else now_ns
             st = self._object_state(kind, ob.track_id, ob.lat_deg, ob.lon_deg, seen_ns)
+            if st.kind is not kind:   # an object already alerted under a kin kind: the same one
+                kind, label = st.kind, st.kind.value
+            self._track_kind.setdefault(ob.track_id, (kind, label))
+            category = kind.value
             moved = _dist_m(st.lat_deg, st.lon_deg, ob.lat_deg, ob.lon_deg)
             st.last_seen_ns = max(st.last_seen_ns, seen_ns)
             if st.revision and moved < cfg.object_move_update_m and st.alert_id not in self._queue:
@@ -327,11 +338,12 @@ class AlertPolicy:
         alert_id = self._track_alert.get((kind.value, track_id))
         if alert_id is None:  # the same object under a new track id?
             memory_ns = self.config.object_memory_s * 1e9
+            kin = {kind.value}.union(*(g for g in self.config.same_object_kinds if kind.value in g))
             near = [st for st in self._tracked.values()
-                    if st.kind is kind and (st.revision or st.alert_id in self._queue)
+                    if st.kind.value in kin and (st.revision or st.alert_id in self._queue)
                     and now_ns - st.last_seen_ns <= memory_ns
                     and _dist_m(st.lat_deg, st.lon_deg, lat, lon) <= self.config.object_same_radius_m
-                    and (st.alert_id not in {a for (k, t), a in self._track_alert.items() if k == kind.value
+                    and (st.alert_id not in {a for (k, t), a in self._track_alert.items() if k in kin
                                              and t != track_id and self._recent(a, now_ns)}
                          or _dist_m(st.lat_deg, st.lon_deg, lat, lon) < self.config.object_min_separation_m)]
             if near:

@@ -196,6 +196,23 @@ def test_an_object_is_alerted_once_its_label_has_votes_and_keeps_its_first_kind(
     assert b.kind is AlertKind.PERSON                                        # a real person elsewhere
 
 
+def test_a_cow_lost_and_found_again_as_a_person_is_the_same_alert_a_farmer_beside_it_is_not():
+    """The cereal flight: the cow, alerted as an animal, went out of view for 7 s; its new track's first three
+    readings said person, and it was alerted again as a person. A track of a kin kind (same_object_kinds)
+    where an alerted object was is that object; a person seen at the same time as the cow's own track, 1.6 m
+    from it, is a person beside it."""
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0))
+    (a,) = policy.on_obstacles([obstacle(4, "animal", t_ns=1 * S)], 1 * S)
+    assert policy.on_obstacles([obstacle(9, "person", north_m=20.4, t_ns=8 * S)], 8 * S) == []
+    (b,) = policy.on_obstacles([obstacle(9, "person", north_m=20.4, t_ns=9 * S),
+                                obstacle(12, "person", north_m=21.6, east_m=21.0, t_ns=9 * S)], 9 * S)
+    assert a.kind is AlertKind.ANIMAL and b.alert_id == "F7/person/track-12"
+    apart = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, same_object_kinds=()))
+    apart.on_obstacles([obstacle(4, "animal", t_ns=1 * S)], 1 * S)
+    assert [x.kind for x in apart.on_obstacles([obstacle(9, "person", north_m=20.4, t_ns=8 * S)], 8 * S)] == \
+        [AlertKind.PERSON]
+
+
 def test_a_vehicle_against_a_building_is_not_a_vehicle_in_the_field():
     """The vineyard and powerline flights: the detector read a building's edge as a vehicle, 0.6-1.3 m outside
     the building's disc. A vehicle within the building's radius + vehicle_at_building_m is not alerted; one
