@@ -12,7 +12,8 @@
   detection on each of two overlapping detector tiles). An object is alerted once its track has
   ``object_min_hits`` sightings (its label is a vote over them); a track keeps the kind it was first
   alerted as even if later votes relabel it (a cow the detector also called a person is one alert).
-  A vehicle standing against a confirmed building (within its radius + ``vehicle_at_building_m``) is not a
+  A vehicle standing against a building confirmed at any time in the flight (buildings do not move; within
+  its radius + ``vehicle_at_building_m``) is not a
   vehicle in the field: farm vehicles are parked by barns, and from survey altitude the detector reads a
   building's eaves and corners as vehicles. People and animals there are still alerted.
 * A zone is alerted once the map has seen it enough to be sure of it, not on its first look: an early
@@ -162,6 +163,7 @@ class AlertPolicy:
         self._zone_alert: dict[str, str] = {}            # zone id -> alert id
         self._track_alert: dict[tuple[str, int], str] = {}  # (kind, track id) -> alert id
         self._track_kind: dict[int, tuple[AlertKind, str]] = {}  # track id -> (kind, label) it was alerted as
+        self._buildings: dict[int, tuple[float, float, float]] = {}  # track id -> (east, north, radius) m
         self._queue: dict[str, Alert] = {}               # alert_id -> newest not-yet-emitted version
         self._tokens = float(self.config.burst)
         self._tokens_ns: int | None = None
@@ -222,7 +224,10 @@ class AlertPolicy:
         cfg = self.config
         thumbnails = thumbnails or {}
         obstacles = list(obstacles)
-        buildings = [(b.east_m, b.north_m, b.radius_m) for b in obstacles if b.confirmed and b.label == "building"]
+        for b in obstacles:   # buildings do not move: every one confirmed in this flight is kept
+            if b.confirmed and b.label == "building":
+                self._buildings[b.track_id] = (b.east_m, b.north_m, b.radius_m)
+        buildings = list(self._buildings.values())
         for ob in obstacles:
             category = cfg.object_labels.get(ob.label.lower())
             if category is None or not ob.confirmed or ob.confidence < cfg.min_object_confidence \

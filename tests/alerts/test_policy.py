@@ -215,8 +215,9 @@ def test_a_cow_lost_and_found_again_as_a_person_is_the_same_alert_a_farmer_besid
 
 def test_a_vehicle_against_a_building_is_not_a_vehicle_in_the_field():
     """The vineyard and powerline flights: the detector read a building's edge as a vehicle, 0.6-1.3 m outside
-    the building's disc. A vehicle within the building's radius + vehicle_at_building_m is not alerted; one
-    parked further out is, and so is a person standing against the building."""
+    the building's disc. A vehicle within the building's radius + vehicle_at_building_m is not alerted, also
+    when the building was seen long before (the loop no longer lists it); one parked further out is, and so
+    is a person standing against the building; an unconfirmed building counts for nothing."""
     import dataclasses
 
     policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, vehicle_at_building_m=2.0))
@@ -227,7 +228,11 @@ def test_a_vehicle_against_a_building_is_not_a_vehicle_in_the_field():
     (a, b) = policy.on_obstacles([barn, at_eaves, obstacle(3, "vehicle", north_m=50, east_m=75),
                                   obstacle(4, "person", north_m=50, east_m=61)], 2 * S)
     assert {a.kind, b.kind} == {AlertKind.VEHICLE, AlertKind.PERSON}
-    assert policy.on_obstacles([dataclasses.replace(barn, confirmed=False), at_eaves], 3 * S) != []
+    later = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, vehicle_at_building_m=2.0))
+    assert later.on_obstacles([barn], 1 * S) == []
+    assert later.on_obstacles([at_eaves], 900 * S) == []     # the barn long out of the loop's memory: still there
+    fresh = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, vehicle_at_building_m=2.0))
+    assert fresh.on_obstacles([dataclasses.replace(barn, confirmed=False), at_eaves], 3 * S) != []
 
 
 def test_moving_object_updates_its_alert():
