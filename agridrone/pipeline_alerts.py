@@ -18,6 +18,7 @@ format ground stations open), and the loop's per-stage latency to ``latency.json
 from __future__ import annotations
 
 import time
+from collections import ChainMap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,27 +52,6 @@ class _OnDemand(Mapping):
 
     def __len__(self) -> int:
         return len(self._items)
-
-
-class _First(Mapping):
-    """Read-only view of several mappings: a key's value from the first that has it (none is iterated eagerly)."""
-
-    def __init__(self, *maps: Mapping) -> None:
-        self._maps = maps
-
-    def __getitem__(self, key):
-        for m in self._maps:
-            try:
-                return m[key]
-            except KeyError:
-                continue
-        raise KeyError(key)
-
-    def __iter__(self):
-        return iter(dict.fromkeys(k for m in self._maps for k in m))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 class AlertsSink:
@@ -202,7 +182,7 @@ class AlertsSink:
             for z in zones:  # the newest view of each zone that will be alerted once seen enough
                 if self.policy.zone_candidate(z) and in_view.get(z.zone_id):
                     self._zone_thumbs[z.zone_id] = in_view[z.zone_id]
-            self._commit(self.policy.on_zones(zones, r.ts_ns, _First(in_view, self._zone_thumbs)))
+            self._commit(self.policy.on_zones(zones, r.ts_ns, ChainMap(in_view, self._zone_thumbs)))
 
     def on_event(self, e: LoopEvent) -> None:
         lat, lon = self._last_pos
