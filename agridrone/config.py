@@ -64,7 +64,9 @@ class PerceptionConfig:
     moved by more than ``health_footprint_fraction`` of the footprint's length since the last run.
     ``tile_scale`` > 0 runs the detector over tiles of each frame that reach the model at that
     resolution (1.0: frame pixels; see agridrone.perception.tiling); 0 shrinks the whole frame into one
-    input."""
+    input. ``tile_overlap_px`` > 0 makes neighbouring tiles share at least that many pixels: at 640x480
+    and 320 px tiles, a 3 x 2 grid whose middle column is centred on the image's vertical centre line, the
+    flight path of a nadir camera, where the 2 x 2 grid of 0 has its seam and cuts every object ahead."""
 
     detector_model: str = "models/detector.tflite"
     health_model: str = "models/health.tflite"
@@ -72,7 +74,7 @@ class PerceptionConfig:
     iou_threshold: float = 0.45
     num_threads: int = 2
     tile_scale: float = 1.0
-    tile_overlap_px: int = 0
+    tile_overlap_px: int = 64
     health_footprint_fraction: float = 0.5
     health_rows: int = 6
     health_cols: int = 8

@@ -140,3 +140,65 @@ def test_tiles_find_what_the_shrunk_frame_misses_from_survey_altitude():
     # shipped model (renderer scenes v2 + simulated-camera tiles): 42 of 64 over tiles, 33 whole;
     # renderer-only v2 model: 36 and 16; v1 model: 24 and 1
     assert found["tiles"] >= max(found["whole"] + 5, 0.6 * shown), found
+
+
+@pytest.mark.slow
+def test_the_default_grid_sees_obstacles_straight_ahead_earlier_than_a_seam_down_the_middle():
+    """A nadir camera's flight path runs down the image's vertical centre line, where a 2 x 2 grid of
+    320 px tiles over a 640 x 480 frame has its seam: every obstacle on the route is cut in two until it
+    is close. The loop's default grid (`[perception] tile_overlap_px`) has a tile centred there. Approaching
+    each obstacle of the example worlds (and the blocked corridor's tree) head-on from 40 m at the
+    mission's altitude, the shipped detector first finds it (any label, the loop's threshold) further
+    out over the default grid than over the seam grid."""
+    from agridrone.config import AppConfig
+    from agridrone.mission.geometry import to_enu
+    from agridrone.mission.loader import load_mission
+    from agridrone.perception.decoders import pairwise_iou
+    from agridrone.perception.detector import Detector
+    from agridrone.sim.camera import SimCamera
+    from agridrone.sim.world import load_world
+    from agridrone.types import Pose
+
+    model = REPO / "models" / "detector.tflite"
+    if not model.is_file():
+        pytest.skip("shipped detector not in this checkout")
+    pc = AppConfig().perception
+    det = Detector(model, conf_threshold=pc.conf_threshold)
+    grids = {"default": TiledDetector(det, scale=pc.tile_scale, min_overlap_px=pc.tile_overlap_px),
+             "seam": TiledDetector(det, scale=pc.tile_scale, min_overlap_px=0)}
+    assert grids["seam"].grid(640, 480)[0][2] == 320, "the seam grid is the 2 x 2 one"
+    rng = np.random.default_rng(3)
+    first = {name: [] for name in grids}
+    worlds = sorted((REPO / "sitl" / "worlds").glob("*.yaml")) + [REPO / "tests" / "closedloop" / "data" /
+                                                                 "blocked-corridor-world.yaml"]
+    for world_path in worlds:
+        world = load_world(world_path)
+        mission = load_mission(world.mission_path)
+        cam = SimCamera(world, cache_mb=32)
+        alt = mission.altitude_agl_m
+        for index, o in enumerate(world.obstacles):
+            e0, n0 = to_enu(cam.frame, [(o.lat_deg, o.lon_deg)])[0]
+            yaw = float(rng.uniform(0, 360))
+            fwd = np.array([np.sin(np.radians(yaw)), np.cos(np.radians(yaw))])
+            side = float(rng.uniform(-1.5, 1.5))
+            seen = {name: 0.0 for name in grids}
+            for dist in range(40, 6, -2):
+                e, n = np.array([e0, n0]) - dist * fwd + side * np.array([fwd[1], -fwd[0]])
+                lat, lon, _ = cam.frame.to_geo(float(e), float(n), 0.0)
+                pose = Pose(0, lat, lon, mission.home_ground_alt_amsl_m + alt, alt, yaw_deg=yaw)
+                truth = [g for g in cam.ground_truth_in_view(pose) if g.kind == "obstacle" and g.index == index]
+                if not truth:
+                    continue
+                image = cam.render(pose).image
+                for name, tiled in grids.items():
+                    d = tiled.detect(image)
+                    if not seen[name] and len(d.labels) and pairwise_iou(
+                            np.vstack([np.array(truth[0].box_xyxy)[None], d.boxes_xyxy]))[0, 1:].max() > 0.2:
+                        seen[name] = float(dist)
+            for name in grids:
+                first[name].append(seen[name])
+    mean = {name: float(np.mean(v)) for name, v in first.items()}
+    found = {name: int(np.count_nonzero(v)) for name, v in first.items()}
+    print(f"obstacles approached {len(first['seam'])}: first found at mean {mean} m ahead, found at all {found}")
+    assert found["default"] >= found["seam"], (found, first)
+    assert mean["default"] >= mean["seam"] + 2.0, (mean, first)
