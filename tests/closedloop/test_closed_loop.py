@@ -42,6 +42,11 @@ REPO = Path(__file__).resolve().parents[2]
 WORLDS = sorted((REPO / "sitl" / "worlds").glob("*.yaml"))
 BLOCKED = Path(__file__).parent / "data" / "blocked-corridor-world.yaml"
 SPEEDUP = 20.0
+# The blocked corridor is one 300 m line (about 15 simulated seconds of climb and 50 of flight to the tree),
+# so it can afford a speed-up nearer a real flight's: at 5x the loop sees ~4 frames per simulated second
+# (a real camera gives 30), and the check is about stopping and holding, not about the detector's luck
+# in the one or two frames a 20x flight gets while the tree is 20-26 m ahead.
+BLOCKED_SPEEDUP = 5.0
 
 pytestmark = [pytest.mark.slow, pytest.mark.sitl]
 
@@ -88,7 +93,7 @@ def _outage(b, stop: threading.Event, log: dict) -> None:
 
 
 def _fly(world_path: Path, autopilot_factory, models, out: Path, *, end_on_hold_s=None, wall_timeout_s=200.0,
-         broker=None):
+         broker=None, speedup=SPEEDUP):
     from agridrone.alerts.mqtt import parse_mqtt_url
     from agridrone.alerts.subscriber import AlertSubscriber
     from agridrone.vehicle import connect
@@ -102,7 +107,7 @@ def _fly(world_path: Path, autopilot_factory, models, out: Path, *, end_on_hold_
     world = load_world(world_path)
     compiled = compile_mission(load_mission(world.mission_path))
     m = compiled.mission
-    ap = autopilot_factory(home=(m.home_lat_deg, m.home_lon_deg, m.home_ground_alt_amsl_m), speedup=SPEEDUP)
+    ap = autopilot_factory(home=(m.home_lat_deg, m.home_lon_deg, m.home_ground_alt_amsl_m), speedup=speedup)
     with connect(ap.url, timeout_s=10.0) as v:
         v.request_streams()
         v.wait_ready(timeout_s=ap.wall_s(90, margin_s=15))
@@ -206,13 +211,12 @@ def test_example_mission_keeps_clear_of_every_obstacle(world_path, autopilot_fac
     assert sc.clearance_ok, _describe(result, sc)
 
 
-@DETECTOR_TOO_WEAK
 def test_an_obstacle_blocking_the_only_way_through_stops_and_holds(autopilot_factory, models, tmp_path):
     """A tree in the middle of an 8 m strip whose geofence leaves no room round its keep-out: the vehicle
     brakes and holds in front of it (BRAKE, a hold event), keeps (margin - 1 m) from its edge, never gets
     past it, and does not complete the mission."""
     result, compiled, world, final_mode = _fly(BLOCKED, autopilot_factory, models, tmp_path / "flight",
-                                               end_on_hold_s=20.0, wall_timeout_s=60.0)
+                                               end_on_hold_s=20.0, wall_timeout_s=120.0, speedup=BLOCKED_SPEEDUP)
     tree = world.obstacles[0]
     frame = compiled.plan.frame
     te, tn, _ = frame.to_enu(tree.lat_deg, tree.lon_deg)
