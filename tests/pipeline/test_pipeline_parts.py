@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import math
 
 import numpy as np
@@ -66,12 +67,84 @@ def test_detections_are_projected_with_the_pose_at_the_frame_time():
     u, v = proj.ground_to_pixel(pose, lat, lon)
     dets = Detections(np.array([[u - 4, v - 4, u + 4, v + 4]]), np.array([3]), np.array([0.9]), ("vehicle",),
                       (640, 480))
-    ground = project_detections(dets, pose, proj, frame, t_frame)
+    # a flat box drawn round the point (not a standing object's image): placed at its centre
+    ground = project_detections(dets, pose, proj, frame, t_frame, heights_m={})
     assert len(ground) == 1 and ground[0].label == "vehicle" and ground[0].ts_ns == t_frame
     assert math.hypot(ground[0].east_m - 0.0, ground[0].north_m - 20.0) < 0.3
     assert 0.0 < ground[0].radius_m < 1.0
-    stale = project_detections(dets, h.latest(), proj, frame, t_frame)
+    stale = project_detections(dets, h.latest(), proj, frame, t_frame, heights_m={})
     assert abs(stale[0].north_m - 20.0) > 7.0
+
+
+def _standing_box(proj, pose, frame, east_m, north_m, radius_m, height_m, low_m=0.0) -> np.ndarray:
+    """The image box of a body of ``radius_m`` seen from ``low_m`` up to ``height_m`` (circles projected)."""
+    ang = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    us, vs = [], []
+    for z in (low_m, height_m):
+        for a in ang:
+            lat, lon, _ = frame.to_geo(east_m + radius_m * np.cos(a), north_m + radius_m * np.sin(a), 0.0)
+            u, v = proj.ground_to_pixel(pose, lat, lon, z)
+            us.append(u)
+            vs.append(v)
+    return np.array([[min(us), min(vs), max(us), max(vs)]])
+
+
+WIDE = Projector(CameraModel(640, 480, 320.0, 320.0, 320.0, 240.0), CameraMount(pitch_deg=-90.0))  # 90 deg wide
+
+
+@pytest.mark.parametrize("alt_m, height_m, east_m, north_m", [(30.0, 12.0, 10.0, 0.0), (30.0, 10.0, -9.0, -4.0),
+                                                               (70.0, 10.0, 15.0, 20.0)])
+def test_a_tall_object_is_placed_at_its_base_not_where_it_leans(alt_m, height_m, east_m, north_m):
+    """A 4 m-wide standing body 10-25 m from below a nadir camera leans away from the vehicle in the image.
+    Seen down to its foot (a pole, a person) and placed with its height, it is found within 0.5 m of its
+    base's centre (1.5 m with the class's 10 m for a 12 m one); by the foot fraction alone (no height) a
+    12 m one under a camera at 30 m is placed over 1.5 m away."""
+    frame = LocalFrame(LAT, LON)
+    pose = pose_at(LAT, LON, alt_m=alt_m)
+    box = _standing_box(WIDE, pose, frame, east_m, north_m, 4.0, height_m)
+    assert box.min() > 2 and box[0, 2] < 638 and box[0, 3] < 478, "the whole body in the image"
+    dets = Detections(box, np.array([0]), np.array([0.9]), ("pole",), (640, 480))
+    own = project_detections(dets, pose, WIDE, frame, 0, heights_m={"pole": height_m})[0]
+    assert math.hypot(own.east_m - east_m, own.north_m - north_m) < 0.5
+    cls = project_detections(dets, pose, WIDE, frame, 0)[0]
+    assert math.hypot(cls.east_m - east_m, cls.north_m - north_m) < 1.5
+    if (alt_m, height_m) == (30.0, 12.0):
+        foot = project_detections(dets, pose, WIDE, frame, 0, heights_m={})[0]
+        assert math.hypot(foot.east_m - east_m, foot.north_m - north_m) > 1.5
+
+
+@pytest.mark.parametrize("alt_m, east_m, north_m", [(30.0, 10.0, 0.0), (30.0, -9.0, -4.0), (70.0, 15.0, 20.0)])
+def test_a_tree_is_placed_from_its_crown(alt_m, east_m, north_m):
+    """A tree's crown hides its trunk: its box runs from the crown's near edge, high up, to the top's far
+    edge. A 10 m tree whose crown (radius 4 m) is seen from 7 m up is placed within 0.5 m of its trunk;
+    taking the crown's near edge for the foot puts it over 0.7 m off (from 30 m)."""
+    frame = LocalFrame(LAT, LON)
+    pose = pose_at(LAT, LON, alt_m=alt_m)
+    box = _standing_box(WIDE, pose, frame, east_m, north_m, 4.0, 10.0, low_m=7.0)
+    assert box.min() > 2 and box[0, 2] < 638 and box[0, 3] < 478
+    dets = Detections(box, np.array([0]), np.array([0.9]), ("tree",), (640, 480))
+    crown = project_detections(dets, pose, WIDE, frame, 0)[0]
+    assert math.hypot(crown.east_m - east_m, crown.north_m - north_m) < 0.5
+    if alt_m == 30.0:
+        base = project_detections(dets, pose, WIDE, frame, 0, near_fraction={})[0]
+        assert math.hypot(base.east_m - east_m, base.north_m - north_m) > 0.7
+
+
+def test_a_tree_whose_top_is_cut_by_the_image_border_is_placed_from_its_crown_edge_and_width():
+    """Under a narrower camera at 30 m the same tree 10 m east has its top outside the image: it is placed
+    from the crown's near edge and the box's width (within 0.5 m), closer than by the foot rule."""
+    proj = _projector()
+    frame = LocalFrame(LAT, LON)
+    pose = pose_at(LAT, LON, alt_m=30.0)
+    box = _standing_box(proj, pose, frame, 10.0, 0.0, 4.0, 10.0, low_m=7.0)
+    assert box[0, 2] > 640 and box[0, 0] > 2
+    box[0, 2] = 640.0
+    dets = Detections(box, np.array([0]), np.array([0.9]), ("tree",), (640, 480))
+    crown = project_detections(dets, pose, proj, frame, 0)[0]
+    foot = project_detections(dets, pose, proj, frame, 0, heights_m={})[0]
+    print(f"tree 10 m east, top cut: crown rule {crown.east_m:.2f}, foot rule {foot.east_m:.2f}")
+    assert abs(crown.east_m - 10.0) < 0.5 and abs(crown.north_m) < 0.3
+    assert abs(foot.east_m - 10.0) > abs(crown.east_m - 10.0)
 
 
 def test_a_box_whose_near_side_is_cut_by_the_image_border_is_left_out():
