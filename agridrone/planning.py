@@ -30,9 +30,10 @@ Rules, in the order they are applied each tick:
   that nothing of the line outside the keep-out is skipped; AUTO then resumes at the mission item
   that ends that line (``resume_seq``).
 - **Side**: the left and right detours are computed separately (a barrier from each blocking
-  obstacle to the other side forbids passing there); the shorter is chosen *once per obstacle*
-  and kept while the obstacle estimate jitters. Only when the kept side has become impossible does
-  the planner switch, and it then keeps the new side.
+  obstacle to the other side forbids passing there); the shorter is chosen *once per obstacle and
+  pass* (the route legs it blocks) and kept while the obstacle estimate jitters. Only when the kept
+  side has become impossible does the planner switch, and it then keeps the new side. The same
+  obstacle met again from another leg (the next survey line) is a new pass: its side is chosen afresh.
 - **Hold**: if neither side has a way through, ``HOLD``; each tick the planner looks again and
   resumes (``RESUME`` at the current item) when the way ahead is clear or detours when it can.
 - **Resume**: when the vehicle reaches the detour's last waypoint, ``RESUME`` once, then ``None``.
@@ -284,7 +285,7 @@ class AvoidancePlanner:
         self._detour: _Detour | None = None
         self._hold: Correction | None = None
         self._hold_planned_ns = 0
-        self._sides: OrderedDict[int, str] = OrderedDict()
+        self._sides: OrderedDict[int, tuple[str, frozenset[int]]] = OrderedDict()  # side, legs of that pass
         self.side_switches = 0
 
     # -- public -----------------------------------------------------------------------------
@@ -294,7 +295,9 @@ class AvoidancePlanner:
         return self._mode
 
     def side_of(self, track_id: int) -> str | None:
-        return self._sides.get(track_id)
+        """The side chosen the last time this obstacle was passed (None: never passed)."""
+        kept = self._sides.get(track_id)
+        return kept[0] if kept else None
 
     def keepouts(self, obstacles: Sequence[Obstacle], now_ns: int) -> list[tuple[int, float, float, float]]:
         """(track_id, east_m, north_m, radius_m) of the keep-out discs of the obstacles that count
@@ -549,7 +552,10 @@ class AvoidancePlanner:
                     prefix, start = along, (dx_, dy_)
         barriers = {side: self._barrier(segs, kos, members, side, (s_in, s_out)) for side in _SIDES}
         ids = sorted({kos[i].track_id for i in members})
-        kept = next((self._sides[i] for i in ids if i in self._sides), None)
+        # the side is kept for this pass of the route by these obstacles (its legs), not for ever: passed again
+        # from another survey line, "left" is another place, and the old side may lead round far worse
+        legs = frozenset(sg.end_seq for sg in segs if sg.s0 < s_out and sg.s0 + sg.length > s_in)
+        kept = next((self._sides[i][0] for i in ids if i in self._sides and self._sides[i][1] & legs), None)
         paths = {}
         for side in ([kept] if kept else list(_SIDES)):
             paths[side] = self._shortest(kos, start, (gx, gy), free_outer, free_inner, barriers[side])
@@ -570,7 +576,7 @@ class AvoidancePlanner:
         if kept and side != kept:
             self.side_switches += 1
         for i in ids:
-            self._sides[i] = side
+            self._sides[i] = (side, legs)
             self._sides.move_to_end(i)
         while len(self._sides) > 1024:
             self._sides.popitem(last=False)

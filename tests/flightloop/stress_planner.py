@@ -23,15 +23,16 @@ from agridrone.types import Obstacle, CorrectionKind
 cfg = load_config(None)
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 SEED = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-rng = random.Random(SEED)
 stats = collections.Counter()
 holds = []
+entered_at = []
 for mp in sorted(Path("missions").glob("*.yaml")):
     compiled = compile_mission(load_mission(mp))
     ctx = flight_context(compiled, cfg, time_scale=20.0)
     frame = ctx.frame
     speed = float(compiled.mission.speed_m_s)
     for trial in range(N):
+        rng = random.Random(f"{SEED}-{mp.stem}-{trial}")  # per flight: two planner versions meet the same flights
         pl = ctx.planner_factory()
         route = pl.route
         i = rng.randrange(1, len(route))
@@ -91,7 +92,9 @@ for mp in sorted(Path("missions").glob("*.yaml")):
                 if math.hypot(tx - pos[0], ty - pos[1]) < r + m - 1.5: entered = True
             if route[idx].seq > b.seq + 3 and mode == "auto": break
         stats[(mp.stem, "held" if held else "ok")] += 1
-        if entered: stats[(mp.stem, "entered")] += 1
+        if entered:
+            stats[(mp.stem, "entered")] += 1
+            entered_at.append((mp.stem, trial))
         if held:
             stats[(mp.stem, "HOLD:" + held[:45])] += 1
             holds.append((mp.stem, truth, held, pos))
@@ -99,3 +102,4 @@ for k, v in sorted(stats.items(), key=str):
     print(k, v)
 for h in holds[:12]:
     print(h)
+print("entered:", entered_at)

@@ -199,8 +199,12 @@ def test_walker_crossing_the_line_is_passed_behind_never_within_its_margin(vn_m_
 
     path, corrections, reached, finished = fly(planner, rt, walker, max_steps=6000)
     assert finished and reached == [1, 2, 3, 4]
-    sides = {c.side for c in corrections if c.kind is CorrectionKind.DETOUR}
-    assert sides == {"right" if vn_m_s > 0 else "left"}  # eastbound: right is south, where a northbound walker was
+    sides = {(c.resume_seq, c.side) for c in corrections if c.kind is CorrectionKind.DETOUR}
+    # eastbound: right is south, where a northbound walker was; a slow one is met again from the westbound line
+    # (north of the first): behind it is south again, which is "left" flying west
+    behind = {2: "right" if vn_m_s > 0 else "left", 4: "left" if vn_m_s > 0 else "right"}
+    assert {seq for seq, _ in sides} >= {2} and all(side == behind[seq] for seq, side in sides), sides
+    assert len(sides) == len({seq for seq, _ in sides})  # one side per pass
     gap = min(math.dist(p, (100.0, walker(int(i * 1e8))[0].north_m)) for i, p in enumerate(path[1:]))
     assert gap >= 10.4
 
@@ -323,6 +327,29 @@ def test_side_is_kept_while_the_obstacle_estimate_jitters():
     assert len({c.side for c in detours}) == 1 and planner.side_switches == 0
     assert planner.side_of(1) == detours[0].side
     assert min(LineString(path).distance(Point(e, n)) for e, n in jitter[:len(path)]) >= 5.5 - 1.0
+
+
+def test_the_same_obstacle_met_again_from_the_next_line_gets_its_side_chosen_afresh():
+    """A person stands between two survey lines flown in opposite directions, 3 m north of the first and 9 m
+    north of the second. The first pass goes round the south of it ("right" flying east); on the way back
+    the short way is again the south ("left" flying west). Keeping "right" from the first pass would send the
+    vehicle round the north, through the keep-out's far side and back: in a vineyard flight that rule led a
+    detour through a 4 m gap beside an exclusion zone, which the vehicle overshot (fence breach)."""
+    rt = route((0, 0), (100, 0), (100, -6), (0, -6))
+    region = box(-20, -40, 120, 40)
+    person = ob(e=50.0, n=3.0, r=0.4, label="person", h=1.8)
+    planner = AvoidancePlanner(rt, region, FRAME)
+    path, corrections, reached, finished = fly(planner, rt, lambda now: [person])
+    detours = [c for c in corrections if c.kind is CorrectionKind.DETOUR]
+    first_by_pass = {}
+    for c in detours:
+        first_by_pass.setdefault(c.resume_seq, c)
+    assert finished and sorted(first_by_pass) == [2, 4], [c.resume_seq for c in detours]
+    assert first_by_pass[2].side == "right" and first_by_pass[4].side == "left"
+    assert planner.side_switches == 0
+    south_of_person = [p for p in path if abs(p[0] - 50.0) < 1.0]
+    assert south_of_person and all(n < 3.0 - 10.0 for _, n in south_of_person)
+    assert LineString(path).distance(Point(50.0, 3.0)) >= 0.4 + 10.0 - 1.0
 
 
 # -- property ------------------------------------------------------------------------------------
