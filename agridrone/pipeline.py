@@ -126,7 +126,7 @@ class Pipeline:
                                      int(config.loop.still_memory_s * 1e9))
         self.planner = context.planner_factory()
         self.events: list[LoopEvent] = []
-        self.commander = Commander(vehicle, config.commander, self._emit)
+        self.commander = Commander(vehicle, config.commander, self._emit, speed_m_s=self.planner.config.speed_m_s)
         self.track: list[tuple[int, float, float, float, str, int | None]] = []
         self.obstacles: tuple[Obstacle, ...] = ()
         self.projector: Projector | None = None
@@ -391,12 +391,13 @@ class Pipeline:
 
         st = self.vehicle.state
         latest = self.poses.latest()
-        if latest is None or st.mission_seq is None:
+        seq = self.commander.mission_seq(st.mission_seq)
+        if latest is None or seq is None:
             return None
         if (now_v - latest.ts_ns) / self.time.scale > self.config.safety.pose_timeout_s * 1e9:
             return None  # no telemetry for pose_timeout_s of wall time: no planning, no command
         pose = dead_reckon(latest, min(now_v, latest.ts_ns + self.poses.max_extrapolation_ns))
-        return VehicleState.from_pose(pose, self.context.frame, int(st.mission_seq))
+        return VehicleState.from_pose(pose, self.context.frame, int(seq))
 
     def _plan_and_command(self, now_v: int, t0_wall: int) -> Correction | None:
         vs = self._vehicle_state(now_v)

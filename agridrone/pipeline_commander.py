@@ -7,8 +7,12 @@ control:
   ``auto`` (the vehicle flies the mission; we watch), ``detour`` (we switched to GUIDED and send position
   targets), ``hold`` (we switched to BRAKE/LOITER);
 - DETOUR in ``auto``/``detour``: GUIDED, then SET_POSITION_TARGET_GLOBAL_INT for ``waypoints[0]``, re-sent
-  at ``target_rate_hz`` (and at once when the target changes); RESUME: DO_SET_MISSION_CURRENT
-  ``resume_seq`` + AUTO; HOLD: ``hold_mode`` and stay there (an event) until the pilot resumes AUTO;
+  at ``target_rate_hz`` (and at once when the target changes), and after the first target DO_CHANGE_SPEED
+  to the mission's speed (GUIDED starts at WPNAV_SPEED, 10 m/s by default: a detour planned for the
+  survey speed would be flown twice as fast and overshoot its corners); RESUME: DO_SET_MISSION_CURRENT
+  ``resume_seq`` + AUTO + DO_CHANGE_SPEED again; HOLD: ``hold_mode`` and stay there (an event) until the
+  pilot resumes AUTO;
+- after a resume, planning uses the item resumed at until MISSION_CURRENT shows it (``mission_seq``);
 - a mode change agridrone did not ask for (the pilot's switch, a failsafe) = the pilot took over: no
   command until the vehicle is in AUTO again (the pilot resumed the mission); then ``auto``;
 - no command at all while the link is lost, while disarmed, or below ``min_alt_rel_m``.
@@ -41,10 +45,13 @@ class LoopEvent:
 
 class Commander:
     """See the module docstring. ``emit(LoopEvent)`` receives every event; ``vehicle`` needs ``state``
-    (mode, armed, link_ok, pose), ``set_mode``, ``goto`` and ``resume_auto``."""
+    (mode, armed, link_ok, pose), ``set_mode``, ``goto``, ``set_speed`` and ``resume_auto``; ``speed_m_s``: the
+    mission's speed (None: leave the autopilot's)."""
 
-    def __init__(self, vehicle, config: CommanderConfig, emit: Callable[[LoopEvent], None]) -> None:
+    def __init__(self, vehicle, config: CommanderConfig, emit: Callable[[LoopEvent], None], *,
+                 speed_m_s: float | None = None) -> None:
         self.vehicle = vehicle
+        self.speed_m_s = speed_m_s  # the mission's: detours are flown at it, and AUTO is resumed at it
         self.config = config
         self._emit = emit
         self.state = "waiting"
@@ -61,6 +68,8 @@ class Commander:
         self.holds = 0
         self.takeovers = 0
         self.last_correction: Correction | None = None
+        self._speed_failed = False
+        self._resumed: tuple[int, int | None] | None = None  # (item we resumed at, item reported at that moment)
         st = vehicle.state
         if st.mode == "AUTO" and st.armed:
             self.state = "auto"
@@ -94,6 +103,21 @@ class Commander:
                                                             f"control; no commands until AUTO again"))
         self.state = "waiting"
         self._target = None
+
+    def mission_seq(self, reported: int | None) -> int | None:
+        """The mission item the vehicle is flying to, for planning: ``reported`` (MISSION_CURRENT), except just
+        after we resumed AUTO at another item, while the vehicle still reports the item it had before.
+
+        MISSION_CURRENT lags the resume by a telemetry period (seconds of vehicle time at a speed-up); a
+        planner given the old item would see the route going back to it, through the obstacle just passed,
+        and plan a detour back there: a loop round the obstacle. The first report that differs from the old
+        item (normally the one we resumed at; or another, if someone else changed it) is believed again."""
+        if self._resumed is not None:
+            seq, stale = self._resumed
+            if reported is not None and reported == stale and reported != seq:
+                return seq
+            self._resumed = None
+        return reported
 
     @property
     def engaged(self) -> bool:
@@ -167,10 +191,13 @@ class Commander:
             except AgriDroneError as err:
                 self._failed("position target", err, now_ns)
                 return sent
+            first = self._target is None
             self._target = target
             self._last_sent_ns = now_ns
             self.targets_sent += 1
             sent = True
+            if first:  # GUIDED starts at WPNAV_SPEED (10 m/s by default) with its first target: the mission's speed
+                self._set_speed(now_ns)
         return sent
 
     def resend_due(self, now_ns: int) -> bool:
@@ -196,8 +223,24 @@ class Commander:
         self.commands_sent += 1
         self.state = "auto"
         self._target = None
+        self._resumed = (int(seq), self.vehicle.state.mission_seq)
+        self._set_speed(now_ns)  # re-entered AUTO may fly at WPNAV_SPEED, not the mission's DO_CHANGE_SPEED
         self._emit(LoopEvent("resume", now_ns, f"AUTO resumed at item {seq}: {reason}", {"seq": int(seq)}))
         return True
+
+    def _set_speed(self, now_ns: int) -> None:
+        """The mission's speed for the mode just entered; a refusal (an old firmware) is reported once."""
+        if self.speed_m_s is None:
+            return
+        try:
+            self.vehicle.set_speed(self.speed_m_s)
+        except AgriDroneError as err:
+            if not self._speed_failed:
+                self._speed_failed = True
+                self._failed(f"speed {self.speed_m_s:g} m/s (reported once; the autopilot's default speed applies)",
+                             err, now_ns)
+            return
+        self.commands_sent += 1
 
     def _set_mode(self, mode: str, now_ns: int) -> bool:
         if self.vehicle.state.mode == mode:

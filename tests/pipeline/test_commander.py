@@ -126,3 +126,72 @@ def test_nothing_is_commanded_before_auto_nor_near_the_ground():
     low = FakeVehicle(pose_at(LAT, LON, alt_m=2.0))
     c2, _ = _commander(low, min_alt_rel_m=5.0)
     assert not c2.tick(_detour(), 0) and low.calls == []
+
+
+def test_after_a_resume_the_planner_is_given_the_resumed_item_until_the_vehicle_reports_a_new_one():
+    """MISSION_CURRENT lags DO_SET_MISSION_CURRENT: until the vehicle reports something other than the item it
+    had when we resumed, planning uses the item we resumed at (else the route seen by the planner goes back
+    through the obstacle just passed: a loop round it, seen in a vineyard flight). Then the report is believed,
+    also when it is not ours (the pilot or a ground station moved the mission on)."""
+    v = FakeVehicle(pose_at(LAT, LON), seq=7)
+    sub = v.events.subscribe({"mode"})
+    c, _ = _commander(v)
+    assert c.mission_seq(7) == 7  # no resume yet: the report
+    c.tick(_detour(), 0)
+    _feed(c, v, sub, 0)
+    assert c.tick(Correction(CorrectionKind.RESUME, resume_seq=9), S)
+    assert c.mission_seq(7) == 9 and c.mission_seq(7) == 9  # still the old report: the item we resumed at
+    assert c.mission_seq(9) == 9
+    assert c.mission_seq(7) == 7  # confirmed once: from now on the report rules (the pilot set item 7 again)
+    c.tick(_detour(), 2 * S)
+    _feed(c, v, sub, 2 * S)
+    v._change(mission_seq=11)
+    assert c.tick(Correction(CorrectionKind.RESUME, resume_seq=13), 3 * S)
+    assert c.mission_seq(12) == 12  # another item than the old one: believed at once
+    assert c.mission_seq(11) == 11
+
+
+def test_a_resume_that_failed_leaves_the_vehicle_s_report_in_charge():
+    v = FakeVehicle(pose_at(LAT, LON), seq=7)
+    sub = v.events.subscribe({"mode"})
+    c, _ = _commander(v)
+    c.tick(_detour(), 0)
+    _feed(c, v, sub, 0)
+
+    def refuse(seq):
+        from agridrone.errors import VehicleError
+        raise VehicleError("DO_SET_MISSION_CURRENT: denied", result="denied", origin="COMMAND_LONG", params=(seq,))
+
+    v.resume_auto = refuse
+    assert not c.tick(Correction(CorrectionKind.RESUME, resume_seq=9), S)
+    assert c.mission_seq(7) == 7
+
+
+def test_detours_and_resumed_auto_are_flown_at_the_mission_speed():
+    """GUIDED starts at WPNAV_SPEED (10 m/s by default): after the detour's first target the mission's speed
+    goes out (once per detour, not with every target), and again after AUTO is resumed. A firmware that refuses
+    it is reported once; the detour goes on."""
+    v = FakeVehicle(pose_at(LAT, LON))
+    sub = v.events.subscribe({"mode"})
+    events = []
+    c = Commander(v, CommanderConfig(), events.append, speed_m_s=5.0)
+    c.tick(_detour(0.0001), 0)
+    c.tick(_detour(0.0002), S // 100)
+    _feed(c, v, sub, S // 100)
+    names = [call[0] for call in v.calls]
+    assert names == ["set_mode", "goto", "set_speed", "goto"] and v.commands("set_speed") == [("set_speed", 5.0)]
+    c.tick(Correction(CorrectionKind.RESUME, resume_seq=9), S)
+    _feed(c, v, sub, S)
+    assert [call[0] for call in v.calls][-2:] == ["resume_auto", "set_speed"]
+
+    def refuse(speed_m_s):
+        from agridrone.errors import VehicleError
+        raise VehicleError("DO_CHANGE_SPEED: failed", result="failed", origin="COMMAND_LONG", params=(speed_m_s,))
+
+    v.set_speed = refuse
+    for k in range(3):
+        c.tick(_detour(0.0003 + k * 0.0001), (2 + k) * S)
+        _feed(c, v, sub, (2 + k) * S)
+        c.tick(Correction(CorrectionKind.RESUME, resume_seq=9), (2 + k) * S + S // 2)
+        _feed(c, v, sub, (2 + k) * S + S // 2)
+    assert [e.kind for e in events].count("command_failed") == 1 and c.detours == 4
