@@ -156,6 +156,9 @@ class ReplayVehicle:
     def goto(self, *a) -> None:
         self.calls += 1
 
+    def set_speed(self, speed_m_s: float) -> None:
+        self.calls += 1
+
     def resume_auto(self, seq: int) -> None:
         self.calls += 1
 

@@ -159,7 +159,10 @@ class MessageHandler:
                 result = ACCEPTED if int(p[0]) == 2 else FAILED
         elif cmd == CMD_DO_CHANGE_SPEED:
             if p[1] > 0:
-                ap.modes.speed_override_m_s = float(p[1])
+                if ap.modes.mode == M.GUIDED:  # GUIDED's own speed (ModeGuided::set_speed_xy), not AUTO's
+                    ap.modes.guided_speed_m_s = float(p[1])
+                else:
+                    ap.modes.speed_override_m_s = float(p[1])
                 if ap.vehicle.target.kind == "pos":
                     ap.vehicle.target.speed_m_s = float(p[1])
                 result = ACCEPTED

@@ -49,7 +49,8 @@ class FlightModes:
         self.mission_index = 0  # current nav command, 0 = not started
         self.mission_state = MS_NOT_STARTED
         self.nav_hold_until_s: float | None = None
-        self.speed_override_m_s: float | None = None
+        self.speed_override_m_s: float | None = None  # AUTO's, from DO_CHANGE_SPEED (mission item or command)
+        self.guided_speed_m_s: float | None = None  # GUIDED's, from DO_CHANGE_SPEED in GUIDED; None: WPNAV_SPEED
         self.jump_counts: dict[int, int] = {}
 
     # ------------------------------------------------------------------ mode changes
@@ -77,6 +78,7 @@ class FlightModes:
         self.landing = False
         self.guided_kind = "none"
         self.guided_pos = None
+        self.guided_speed_m_s = None  # as ArduCopter: GUIDED (re)starts its position control at WPNAV_SPEED
         if mode == AUTO:
             if self.ap.armed:
                 self.start_mission()
@@ -132,7 +134,7 @@ class FlightModes:
         v = self.ap.vehicle
         if self.mode != GUIDED or not self.ap.armed or (v.on_ground and self.guided_kind != "takeoff"):
             return False
-        v.target = Target("pos", e, n, u, speed_m_s=speed_m_s)
+        v.target = Target("pos", e, n, u, speed_m_s=speed_m_s or self.guided_speed_m_s)
         self.guided_kind = "pos"
         self.guided_pos = (e, n, u)
         return True

@@ -160,6 +160,15 @@ class Vehicle:
         """Stop where it is: BRAKE (or LOITER, or any mode you name)."""
         self.set_mode(mode)
 
+    def set_speed(self, speed_m_s: float) -> None:
+        """DO_CHANGE_SPEED (ground speed): the horizontal speed of the current mode's navigation, AUTO or GUIDED.
+        ArduCopter resets GUIDED to WPNAV_SPEED (10 m/s by default) whenever it starts position control, so send it
+        after the first position target."""
+        if not (isinstance(speed_m_s, (int, float)) and 0.0 < float(speed_m_s) <= 100.0):
+            raise VehicleError(f"speed: expected 0 < m/s <= 100, got {speed_m_s!r}", result="invalid",
+                               origin="DO_CHANGE_SPEED", params=(speed_m_s,))
+        self.commands.command_long(mavlink.MAV_CMD_DO_CHANGE_SPEED, (1, float(speed_m_s), -1))
+
     def resume_auto(self, seq: int) -> None:
         """DO_SET_MISSION_CURRENT ``seq``, then mode AUTO."""
         self.commands.command_long(mavlink.MAV_CMD_DO_SET_MISSION_CURRENT, (int(seq),))

@@ -43,6 +43,9 @@ class FakeVehicle:
     def goto(self, lat_deg: float, lon_deg: float, alt_rel_m: float) -> None:
         self.calls.append(("goto", lat_deg, lon_deg, alt_rel_m))
 
+    def set_speed(self, speed_m_s: float) -> None:
+        self.calls.append(("set_speed", speed_m_s))
+
     def resume_auto(self, seq: int) -> None:
         self.calls.append(("resume_auto", seq))
         self._mode("AUTO")

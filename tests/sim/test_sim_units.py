@@ -200,6 +200,30 @@ def test_guided_takeoff_position_velocity_timeout_and_brake():
     assert s.ap.modes.mode == 17
 
 
+def test_guided_speed_from_do_change_speed_holds_for_later_targets_until_guided_is_entered_again():
+    """GUIDED flies position targets at WPNAV_SPEED (10 m/s); DO_CHANGE_SPEED in GUIDED limits this and later
+    targets (ModeGuided::set_speed_xy), without touching AUTO's speed; entering GUIDED again starts over at
+    WPNAV_SPEED. agridrone's detours rely on this to be flown at the survey speed."""
+    s = Sim(boot_s=7)
+    s.takeoff(20)
+    s.target_global(200, 0, 20)
+    s.run(12)
+    assert s.speed() == pytest.approx(10.0, abs=0.3)
+    assert s.command(178, 1, 4.0, -1) == ACCEPTED
+    s.run(3)
+    assert s.speed() == pytest.approx(4.0, abs=0.2)
+    s.target_global(400, 0, 20)  # a later target keeps the speed
+    s.run(5)
+    assert s.speed() == pytest.approx(4.0, abs=0.2)
+    assert s.ap.modes.speed_override_m_s is None  # AUTO's speed is its own
+    assert s.command(176, 1, 17) == ACCEPTED  # BRAKE, then GUIDED again
+    s.run_until(lambda: s.speed() < 0.2, 10, "brake")
+    assert s.command(176, 1, 4) == ACCEPTED
+    s.target_global(600, 0, 20)
+    s.run(12)
+    assert s.speed() == pytest.approx(10.0, abs=0.3)
+
+
 def test_reposition_long_unsupported_int_accepted_and_fence_rules():
     """DO_REPOSITION is UNSUPPORTED as COMMAND_LONG, ACCEPTED and flown as COMMAND_INT, FAILED outside
     an enabled fence; DO_FENCE_ENABLE leaves FENCE_ENABLE at 0; a position target outside the fence

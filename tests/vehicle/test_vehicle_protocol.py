@@ -136,6 +136,21 @@ def test_goto_needs_guided_and_sends_the_documented_mask():
     assert (vel.type_mask, vel.vy) == (3527, 3.0)
 
 
+def test_set_speed_sends_do_change_speed_as_ground_speed_and_refuses_nonsense():
+    table = {mavlink.MAV_CMD_DO_CHANGE_SPEED: mavlink.MAV_RESULT_ACCEPTED}
+    with FakeAutopilot(on_message=answering(table)) as peer, connect(peer.url, timeout_s=2) as v:
+        v.set_speed(4.5)
+        cmd = peer.of_type("COMMAND_LONG")[-1]
+        assert (cmd.command, cmd.param1, cmd.param2, cmd.param3) == (mavlink.MAV_CMD_DO_CHANGE_SPEED, 1, 4.5, -1)
+        for bad in (0, -2, float("nan"), 500):
+            with pytest.raises(VehicleError, match="speed: expected 0 < m/s <= 100"):
+                v.set_speed(bad)
+    table = {mavlink.MAV_CMD_DO_CHANGE_SPEED: mavlink.MAV_RESULT_FAILED}
+    with FakeAutopilot(on_message=answering(table)) as peer, connect(peer.url, timeout_s=2) as v:
+        with pytest.raises(CommandRejected):
+            v.set_speed(4.5)
+
+
 # ------------------------------------------------------------------------------------------- missions
 class MissionPeer:
     """Answers the mission protocol like ArduCopter 4.7 (MISSION_REQUEST, frame changes on download)."""
