@@ -20,7 +20,7 @@ TINY = {"detector": dict(imgsz=128, width=0.5, epochs=2, prune_epochs=1, synth_c
                          steps_per_epoch=6),
         "health": dict(tile=64, width=0.5, epochs=2, prune_epochs=1, synth_count=30, sim_count=8, batch=16,
                        steps_per_epoch=6)}
-FULL = {"detector": dict(imgsz=320, train_crop=224, width=1.0, epochs=56, prune_epochs=2, synth_count=2000,
+FULL = {"detector": dict(imgsz=320, train_crop=224, width=1.0, epochs=120, prune_epochs=2, synth_count=2000,
                          sim_count=1000, batch=16),
         "health": dict(tile=64, width=2.0, epochs=40, prune_epochs=2, synth_count=1500, sim_count=1500, batch=32)}
 

@@ -60,6 +60,10 @@ class Config:
             from agridrone.training.synth import GENERATOR_VERSION
 
             d["synth_version"] = str(GENERATOR_VERSION)
+            if self.sim_count and self.task == "detector":
+                from agridrone.training.simviews import DETECTION_TILES_VERSION
+
+                d["sim_tiles_version"] = str(DETECTION_TILES_VERSION)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -142,6 +146,7 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training.detloss import DetectionLoss, assign
     from agridrone.training.evaluate import eval_detector, keras_detector_predict, read_rgb
     from agridrone.training.fit import set_threads_and_seed
+    from agridrone.training.simviews import DETECTION_TILES_VERSION
     from agridrone.training.synth import GENERATOR_VERSION, write_detection_dataset
     from agridrone.training.validate import validate_detection
 
@@ -151,7 +156,8 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     if cfg.data is None:
         root = Path(cfg.work) / (f"synth-det-v{GENERATOR_VERSION}-s{cfg.seed}-n{cfg.synth_count}"
-                                 + (f"-sim{cfg.sim_count}" if cfg.sim_count else "") + f"-{cfg.imgsz}")
+                                 + (f"-sim{cfg.sim_count}v{DETECTION_TILES_VERSION}" if cfg.sim_count else "")
+                                 + f"-{cfg.imgsz}")
         if not (root / "data.yaml").is_file():
             shutil.rmtree(root.with_suffix(".tmp"), ignore_errors=True)
             bar = _progress(cfg, cfg.synth_count + cfg.sim_count, "generating scenes")
@@ -164,8 +170,8 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
                      f"{cfg.synth_count} images {cfg.imgsz}x{cfg.imgsz})")
         if cfg.sim_count:
             data_desc += (f" and {cfg.sim_count} {cfg.imgsz}x{cfg.imgsz} tiles of simulated-camera frames over random "
-                          f"worlds with obstacles (agridrone.training.simviews: 10-90 m, mostly survey heights; "
-                          f"no example world)")
+                          f"worlds with obstacles (agridrone.training.simviews tiles v{DETECTION_TILES_VERSION}: 10-90 m, "
+                          f"mostly survey heights, poles centred 3x as often; no example world)")
         data_desc += ", each source split 80/10/10"
         fmt = "yolo"
     else:
