@@ -365,7 +365,8 @@ def _finish(cfg, task, names, tfl, metrics, fit_fn, core, data_desc, train_s, te
                 "machine": machine() + ", TF intra/inter-op threads 2",
                 "model": f"{core.name} width {cfg.width}", "flops": _flops(task, cfg, len(names)),
                 "params": core.count_params(),
-                "pruning": f"magnitude to {cfg.sparsity:.0%} of Conv2D/Dense kernels (tfmot), stripped",
+                "pruning": (f"magnitude to {cfg.sparsity:.0%} of Conv2D/Dense kernels (tfmot), stripped"
+                            if cfg.sparsity > 0 else "none (--sparsity 0)"),
                 "batch": cfg.batch, "lr": cfg.lr, "config_key": cfg.key()}
     for stage, h in fit_fn.histories.items():
         training[f"{stage}_epoch_seconds_total"] = round(float(sum(h.get("seconds", []))), 1)
