@@ -8,10 +8,9 @@ Rules, in the order they are applied each tick:
 
 - **What is an obstacle.** Confirmed obstacles whose label has a safety margin in
   ``PlannerConfig.margins_m`` and whose ``height_m`` is above ``min_obstacle_height_m`` (0); also a
-  tentative track of an ``early_classes`` label (people, poles: the thin things a detector finds late)
-  once a sighting is ``early_min_confidence`` sure: a needless detour round a person costs a few metres,
-  waiting for the second sighting can cost the margin (from 30 m a nadir camera sees 15 m ahead, a
-  person's margin is 15 m; a pole first found 16 m ahead was next found 7 m ahead, inside its 9 m). A
+  tentative track of an ``early_classes`` label (people) once a sighting is ``early_min_confidence``
+  sure: a needless detour round a person costs a few metres, waiting for the second sighting can
+  cost the margin (from 30 m a nadir camera sees 15 m ahead, a person's margin is 15 m). A
   thing with height 0 lies on the ground (a weed patch, a shadow, a puddle) and the ground is never
   an obstacle; neither is a class the margin table does not name (crop, weeds, stressed).
   (``agridrone.tracking`` always reports a height > 0 for obstacle classes.)
@@ -128,7 +127,7 @@ class PlannerConfig:
       is searched for only this often (the search is the expensive part).
     - ``moving_horizon_s`` (4): a moving obstacle's keep-out covers where it will be this far ahead.
     - ``min_obstacle_height_m`` (0): obstacles this tall or less lie on the ground and are ignored.
-    - ``early_classes`` (person, pole) / ``early_min_confidence`` (0.6): tentative tracks of these classes are
+    - ``early_classes`` (person) / ``early_min_confidence`` (0.6): tentative tracks of these classes are
       avoided from their first sighting this confident, without waiting for confirmation.
     - ``disc_quad_segs`` (4): polygon resolution of the keep-out discs (16 sides).
     - ``node_clearance_m`` (0.25): graph nodes sit this far outside keep-outs / inside the region.
@@ -148,7 +147,7 @@ class PlannerConfig:
     reached_m: float = 1.5
     moving_horizon_s: float = 4.0
     min_obstacle_height_m: float = 0.0
-    early_classes: tuple[str, ...] = ("person", "pole")
+    early_classes: tuple[str, ...] = ("person",)
     early_min_confidence: float = 0.6
     disc_quad_segs: int = 4
     node_clearance_m: float = 0.25

@@ -147,8 +147,6 @@ def test_lookahead_follows_speed_latency_and_braking(speed_m_s):
     (ob(label="person", h=1.8, confirmed=False), True),              # a person: from one sure sighting
     (ob(label="person", h=1.8, confirmed=False, conf=0.55), False),  # not from an unsure one
     (ob(label="person", h=0.0, confirmed=False), False),
-    (ob(label="pole", r=0.25, h=10.0, confirmed=False), True),                 # a pole too: thin, found late
-    (ob(label="pole", r=0.25, h=10.0, confirmed=False, conf=0.55), False),
 ])
 def test_the_ground_is_never_an_obstacle(obstacle, counts):
     """Height-0 things, non-obstacle classes and unconfirmed tracks are ignored (but a person seen once,
