@@ -52,40 +52,46 @@ def _join_seams(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, cut:
     whole object, seen by the overlapping tile) is dropped."""
     boxes, scores, cut = boxes.copy(), scores.copy(), cut.copy()
     alive = np.ones(len(boxes), bool)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     changed = True
     while changed:
         changed = False
         for i in np.flatnonzero(alive & cut.any(axis=1)):
             if not alive[i]:
                 continue
-            a = boxes[i].copy()
-            area_a = max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
-            for j in np.flatnonzero(alive & (classes == classes[i])):
-                if j == i:
-                    continue
-                b = boxes[j]
-                inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-                if inter >= 0.7 * area_a and (b[2] - b[0]) * (b[3] - b[1]) > area_a:
-                    scores[j] = max(scores[j], scores[i])
-                    alive[i] = False
-                    changed = True
-                    break
-                joined = False
-                for far, near, lo, hi in ((2, 0, 1, 3), (3, 1, 0, 2)):  # i's right meets j's left; bottom/top
-                    if not (cut[i, far] and cut[j, near]) or not (a[near] < b[near] <= a[far] + SEAM_PX):
-                        continue
-                    along = min(a[hi], b[hi]) - max(a[lo], b[lo])
-                    if along >= 0.5 * min(a[hi] - a[lo], b[hi] - b[lo]):
-                        joined = True
-                        break
-                if joined:
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    scores[i] = max(scores[i], scores[j])
-                    from_a, from_b = boxes[i] == a, boxes[i] == b  # which box gives each edge of the union
-                    cut[i] = (from_a & cut[i]) | (from_b & cut[j])
-                    alive[j] = False
-                    changed = True
-                    break
+            # every other live box of the class at once; the first (by index) that satisfies a rule wins
+            js = np.flatnonzero(alive & (classes == classes[i]))
+            js = js[js != i]
+            if not len(js):
+                continue
+            a, bs = boxes[i], boxes[js]
+            area_a = max(area[i], 1e-9)
+            inter = (np.maximum(0.0, np.minimum(a[2], bs[:, 2]) - np.maximum(a[0], bs[:, 0]))
+                     * np.maximum(0.0, np.minimum(a[3], bs[:, 3]) - np.maximum(a[1], bs[:, 1])))
+            inside = (inter >= 0.7 * area_a) & (area[js] > area_a)
+            meets = []
+            for far, near, lo, hi in ((2, 0, 1, 3), (3, 1, 0, 2)):  # i's right meets j's left; bottom/top
+                along = np.minimum(a[hi], bs[:, hi]) - np.maximum(a[lo], bs[:, lo])
+                meets.append(cut[i, far] & cut[js, near] & (a[near] < bs[:, near]) & (bs[:, near] <= a[far] + SEAM_PX)
+                             & (along >= 0.5 * np.minimum(a[hi] - a[lo], bs[:, hi] - bs[:, lo])))
+            hit = np.flatnonzero(inside | meets[0] | meets[1])
+            if not len(hit):
+                continue
+            k = hit[0]
+            j = js[k]
+            changed = True
+            if inside[k]:
+                scores[j] = max(scores[j], scores[i])
+                alive[i] = False
+                continue
+            b = boxes[j]
+            union = np.array([min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])])
+            from_a, from_b = union == a, union == b  # which box gives each edge of the union
+            cut[i] = (from_a & cut[i]) | (from_b & cut[j])
+            boxes[i] = union
+            area[i] = (union[2] - union[0]) * (union[3] - union[1])
+            scores[i] = max(scores[i], scores[j])
+            alive[j] = False
     return boxes[alive], scores[alive], classes[alive]
 
 
@@ -127,11 +133,23 @@ class TiledDetector:
         if len(tiles) == 1:
             return self.detector.detect_timed(image_bgr)
         timings = {"pre": 0, "infer": 0, "decode": 0}
-        parts_b, parts_s, parts_c, parts_cut = [], [], [], []
+        found = []
         for x0, y0, x1, y1 in tiles:
             dets, t = self.detector.detect_timed(image_bgr[y0:y1, x0:x1])
             for k in timings:
                 timings[k] += t.get(k, 0)
+            found.append(dets)
+        t0 = time.monotonic_ns()
+        out = self.merge(found, w, h)
+        timings["decode"] += time.monotonic_ns() - t0
+        return out, timings
+
+    def merge(self, per_tile: list[Detections], width: int, height: int) -> Detections:
+        """One frame's detections from those of its tiles (in the order of ``grid(width, height)``):
+        boxes moved into the frame, objects cut by a seam joined, class-aware NMS over the frame."""
+        w, h = int(width), int(height)
+        parts_b, parts_s, parts_c, parts_cut = [], [], [], []
+        for (x0, y0, x1, y1), dets in zip(self.grid(w, h), per_tile):
             if not len(dets.scores):
                 continue
             b = dets.boxes_xyxy.astype(np.float64) + np.array([x0, y0, x0, y0], np.float64)
@@ -142,18 +160,14 @@ class TiledDetector:
             parts_s.append(dets.scores)
             parts_c.append(dets.class_ids)
             parts_cut.append(cut)
-        t0 = time.monotonic_ns()
         if not parts_b:
-            out = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                             (), (w, h))
-        else:
-            boxes, scores, classes = _join_seams(np.concatenate(parts_b), np.concatenate(parts_s),
-                                                 np.concatenate(parts_c), np.concatenate(parts_cut))
-            keep = nms(boxes, scores, classes, self.detector.iou_threshold, self.detector.max_detections)
-            labels = tuple(self.detector.label(int(c)) for c in classes[keep]) if self.labels else ()
-            out = Detections(boxes[keep].astype(np.float32), classes[keep], scores[keep], labels, (w, h))
-        timings["decode"] += time.monotonic_ns() - t0
-        return out, timings
+            return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.int32), np.zeros(0, np.float32),
+                              (), (w, h))
+        boxes, scores, classes = _join_seams(np.concatenate(parts_b), np.concatenate(parts_s),
+                                             np.concatenate(parts_c), np.concatenate(parts_cut))
+        keep = nms(boxes, scores, classes, self.detector.iou_threshold, self.detector.max_detections)
+        labels = tuple(self.detector.label(int(c)) for c in classes[keep]) if self.labels else ()
+        return Detections(boxes[keep].astype(np.float32), classes[keep], scores[keep], labels, (w, h))
 
     def describe(self) -> dict[str, Any]:
         return {**self.detector.describe(), "tiles": {"scale": self.scale, "side_px": self.side,
