@@ -39,7 +39,17 @@ def register(sub) -> None:
     e = msub.add_parser("eval", help="evaluate a model on a labelled dataset")
     e.add_argument("model")
     e.add_argument("--data", required=True, help="dataset directory")
-    e.add_argument("--format", choices=("yolo", "coco", "voc"), default="yolo")
+    e.add_argument("--format", choices=("yolo", "coco", "voc"), help="dataset format (default: detected)")
+    e.add_argument("--tile-scale", type=float, default=None, metavar="S",
+                   help="images larger than one detector input run over tiles reaching the model at S x their "
+                        "pixels, as the flight loop does (default: [perception] tile_scale, 1.0); 0 shrinks each "
+                        "image whole into the input")
+    e.add_argument("--tile-overlap", type=int, default=None, metavar="PX",
+                   help="pixels shared by neighbouring tiles (default: [perception] tile_overlap_px, 64)")
+    e.add_argument("--map", action="append", metavar="NAME=LABEL", dest="label_map",
+                   help="map a dataset class onto a model label (or NAME=- to leave it out); repeatable. "
+                        "Same names and known synonyms (car, truck, tractor -> vehicle; cow, sheep -> animal; "
+                        "pedestrian -> person; pylon -> pole; barn -> building) are mapped without it")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=run_eval)
 
@@ -223,4 +233,5 @@ def run_eval(args) -> int:
     except ImportError as err:
         raise ModelError(f"models eval: expected the training extra (agridrone.training.evaluate), got "
                          f"ImportError: {err}") from None
-    return int(cli_eval(args.model, args.data, args.format, args.json) or 0)
+    return int(cli_eval(args.model, args.data, args.format, args.json, tile_scale=args.tile_scale,
+                        tile_overlap_px=args.tile_overlap, label_map=args.label_map) or 0)

@@ -40,6 +40,11 @@ def register(sub) -> None:
             tp.add_argument("--sim-count", type=int,
                             help="more images: tiles of simulated-camera frames over random worlds with obstacles, "
                                  "when no --data (default 1000; 0: none)")
+            tp.add_argument("--tile-scale", type=float,
+                            help="images larger than one input (camera frames, photos) meet the model at this x "
+                                 "their pixels: random crops in training, tiles in evaluation, as the flight loop "
+                                 "runs it over frames (default 1.0, the flight loop's [perception] tile_scale); 0 "
+                                 "fits each image whole into the input")
         else:
             tp.add_argument("--tile", type=int, help="tile size in pixels (default 64)")
             tp.add_argument("--sim-count", type=int,
@@ -91,7 +96,7 @@ def config_from_args(args):
     for key, attr in (("epochs", "epochs"), ("batch", "batch"), ("lr", "lr"), ("width", "width"),
                       ("synth_count", "synth_count"), ("prune_epochs", "prune_epochs"),
                       ("imgsz", "imgsz"), ("tile", "tile"), ("train_crop", "train_crop"),
-                      ("sim_count", "sim_count")):
+                      ("sim_count", "sim_count"), ("tile_scale", "tile_scale")):
         v = getattr(args, attr, None)
         if v is not None:
             base[key] = v
@@ -100,6 +105,9 @@ def config_from_args(args):
     crop = base.get("train_crop", 0)
     if crop and (crop % 32 or crop > base.get("imgsz", 320)):
         raise ConfigError(f"--train-crop: expected a multiple of 32 up to --imgsz, got {crop}")
+    ts = base.get("tile_scale", 1.0)
+    if not (ts == 0 or 0.1 <= ts <= 4.0):
+        raise ConfigError(f"--tile-scale: expected 0 (whole images) or 0.1..4, got {ts}")
     if base.get("sim_count", 0) < 0:
         raise ConfigError(f"--sim-count: expected 0 or more, got {base['sim_count']}")
     if base.get("epochs", 1) < 1:

@@ -40,14 +40,20 @@ def colour(rng: np.random.Generator, img: np.ndarray, hue_deg: float = 6.0) -> n
 
 
 def detection(rng: np.random.Generator, img: np.ndarray, boxes_n: np.ndarray, classes: np.ndarray,
-              size: int, strength: float = 1.0, canvas: int | None = None
+              size: int, strength: float = 1.0, canvas: int | None = None, scale: float | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random affine of an image as the model sees it at input ``size``; boxes in (normalised xyxy) and
     out (pixel xyxy). ``canvas`` < ``size`` returns a random crop of that view (same object scale),
-    which trains the fully-convolutional detector faster than whole ``size`` inputs."""
+    which trains the fully-convolutional detector faster than whole ``size`` inputs.
+
+    The model sees an image either fitted whole into the input (the default, and whenever ``scale`` x
+    its longer side fits in ``size``) or, with ``scale``, at ``scale`` x its pixels: a large photo is
+    then met as the flight loop's tiles meet a frame, and the view is centred on an object (half the
+    time) or anywhere in the image."""
     cs = int(canvas or size)
     h, w = img.shape[:2]
-    base = size / max(h, w)
+    tiled = scale is not None and max(h, w) * scale > size
+    base = float(scale) if tiled else size / max(h, w)
     s = base * np.exp(rng.uniform(np.log(0.55), np.log(1.6)) * strength)
     aspect = np.exp(rng.uniform(-0.2, 0.2) * strength)
     sx, sy = s * aspect, s / aspect
@@ -56,8 +62,16 @@ def detection(rng: np.random.Generator, img: np.ndarray, boxes_n: np.ndarray, cl
     flip = -1.0 if rng.random() < 0.5 else 1.0
     # linear part: rotation @ scale @ flip; centre of the image goes to a random spot of the canvas
     lin = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) @ np.diag([sx * flip, sy])
-    centre_out = np.array([cs / 2, cs / 2]) + rng.uniform(-0.3, 0.3, 2) * size * strength
-    t = centre_out - lin @ np.array([w / 2, h / 2])
+    if tiled:
+        if len(boxes_n) and rng.random() < 0.5:
+            bx = boxes_n[int(rng.integers(len(boxes_n)))]
+            focus = np.array([(bx[0] + bx[2]) / 2 * w, (bx[1] + bx[3]) / 2 * h])
+        else:
+            focus = rng.uniform(0, 1, 2) * np.array([w, h])
+        t = np.array([cs / 2, cs / 2]) + rng.uniform(-0.4, 0.4, 2) * cs - lin @ focus
+    else:
+        centre_out = np.array([cs / 2, cs / 2]) + rng.uniform(-0.3, 0.3, 2) * size * strength
+        t = centre_out - lin @ np.array([w / 2, h / 2])
     m = np.hstack([lin, t[:, None]]).astype(np.float32)
     out = cv2.warpAffine(img, m, (cs, cs), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=(PAD, PAD, PAD))

@@ -122,8 +122,10 @@ def detect_formats(root: Path) -> list[str]:
 
 
 def load_detection(root: Path | str, fmt: str | None = None, seed: int = 0,
-                   names: tuple[str, ...] | None = None) -> DetDataset:
-    """Load a detection dataset; problems are collected in ``.issues`` (see validate)."""
+                   names: tuple[str, ...] | None = None, auto_split: bool = True) -> DetDataset:
+    """Load a detection dataset; problems are collected in ``.issues`` (see validate). A dataset without
+    splits of its own is split 80/10/10 by a stable hash of the file names, unless ``auto_split`` is
+    False (evaluation of a model that never saw it: every image is "train")."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset: expected a directory, got {root} (it does not exist)")
@@ -142,7 +144,7 @@ def load_detection(root: Path | str, fmt: str | None = None, seed: int = 0,
     loader = {"yolo": _load_yolo, "coco": _load_coco, "voc": _load_voc}[fmt]
     ds = loader(root, names)
     items = ds.items
-    if items and all(it.split == "train" for it in items) and not ds_has_explicit_splits(ds):
+    if auto_split and items and all(it.split == "train" for it in items) and not ds_has_explicit_splits(ds):
         items = tuple(replace(it, split=_stable_split(it.image.name, seed)) for it in items)
     return replace(ds, items=items, issues=tuple(extra) + ds.issues)
 
@@ -385,8 +387,9 @@ def _load_voc(root: Path, names=None) -> DetDataset:
 
 
 def load_classification(root: Path | str, names: tuple[str, ...] | None = None, seed: int = 0,
-                        canonical: tuple[str, ...] = ()) -> ClsDataset:
-    """An image folder per class, either ``root/{class}/*`` or ``root/{train,val,test}/{class}/*``."""
+                        canonical: tuple[str, ...] = (), auto_split: bool = True) -> ClsDataset:
+    """An image folder per class, either ``root/{class}/*`` or ``root/{train,val,test}/{class}/*``
+    (the first split 80/10/10 by a stable hash of the file names unless ``auto_split`` is False)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset: expected a directory, got {root} (it does not exist)")
@@ -408,7 +411,7 @@ def load_classification(root: Path | str, names: tuple[str, ...] | None = None, 
                 continue
             for f in sorted(d.iterdir()):
                 if f.suffix.lower() in IMAGE_EXTS:
-                    s = split or _stable_split(f.name, seed)
+                    s = split or (_stable_split(f.name, seed) if auto_split else "train")
                     items.append(ClsItem(f, k, s))
                 elif f.is_file() and not f.name.startswith("."):
                     issues.append(Issue(str(f), "not an image file (expected .jpg/.png/...)", "warning"))

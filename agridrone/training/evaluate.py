@@ -47,10 +47,14 @@ def _decode_yolov8(out: np.ndarray, imgsz: int, conf: float):
     return boxes[k], best[keep][k].astype(np.float32), ids[k]
 
 
-def keras_detector_predict(export_model, imgsz: int, batch: int = 16) -> Callable:
-    """A predict function images(RGB list) -> [(boxes xyxy in image px, scores, classes)] for a float model."""
+def keras_detector_predict(export_model, imgsz: int, batch: int = 16, tile_scale: float = 0.0,
+                           tile_overlap_px: int = 64) -> Callable:
+    """A predict function images(RGB list) -> [(boxes xyxy in image px, scores, classes)] for a float model.
 
-    def predict(images: list[np.ndarray]):
+    ``tile_scale`` > 0: images larger than one tile (``imgsz / tile_scale`` px) are run over tiles as the
+    flight loop does (:class:`agridrone.perception.tiling.TiledDetector`); smaller ones are fitted whole."""
+
+    def whole(images: list[np.ndarray]):
         res = []
         for s in range(0, len(images), batch):
             chunk = images[s:s + batch]
@@ -64,23 +68,76 @@ def keras_detector_predict(export_model, imgsz: int, batch: int = 16) -> Callabl
                 res.append((b, sc, c))
         return res
 
+    if not tile_scale:
+        return whole
+    tiled = _tiled(_KerasTiles(imgsz), tile_scale, tile_overlap_px)
+
+    def predict(images: list[np.ndarray]):
+        from agridrone.types import Detections
+
+        crops, owner = [], []
+        for k, im in enumerate(images):
+            h, w = im.shape[:2]
+            grid = tiled.grid(w, h) if max(h, w) > tiled.side else [(0, 0, w, h)]
+            crops += [im[y0:y1, x0:x1] for x0, y0, x1, y1 in grid]
+            owner += [k] * len(grid)
+        found = whole(crops)  # every tile of every image, in batches
+        res = []
+        for k, im in enumerate(images):
+            mine = [f for f, o in zip(found, owner) if o == k]
+            if len(mine) == 1:
+                res.append(mine[0])
+                continue
+            h, w = im.shape[:2]
+            d = tiled.merge([Detections(b, c, s, (), (0, 0)) for b, s, c in mine], w, h)
+            res.append((np.asarray(d.boxes_xyxy, np.float32).reshape(-1, 4), np.asarray(d.scores, np.float32),
+                        np.asarray(d.class_ids, np.int32)))
+        return res
+
     return predict
 
 
-def tflite_detector_predict(path: Path) -> Callable:
+class _KerasTiles:
+    """What TiledDetector needs of a detector to place tiles and merge their detections."""
+
+    iou_threshold = EVAL_IOU
+    max_detections = EVAL_MAX_DET
+    labels = ()
+
+    def __init__(self, imgsz: int) -> None:
+        self.input_wh = (imgsz, imgsz)
+
+
+def _tiled(detector, tile_scale: float, tile_overlap_px: int):
+    from agridrone.perception.tiling import TiledDetector
+
+    side = int(round(min(detector.input_wh) / tile_scale))
+    return TiledDetector(detector, scale=tile_scale, min_overlap_px=min(int(tile_overlap_px), side - 1))
+
+
+def tflite_detector_predict(path: Path, tile_scale: float = 0.0, tile_overlap_px: int = 64) -> Callable:
+    """Predict function of a .tflite run by the drone's own Detector; ``tile_scale`` > 0 runs images
+    larger than one tile over tiles at that scale, as the flight loop does."""
     from agridrone.perception.detector import Detector
 
     det = Detector(path, conf_threshold=EVAL_CONF, iou_threshold=EVAL_IOU, max_detections=EVAL_MAX_DET,
                    num_threads=2)
+    run = _tiled(det, tile_scale, tile_overlap_px) if tile_scale else det
 
     def predict(images: list[np.ndarray]):
         out = []
         for im in images:
-            d = det.detect(cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+            d = run.detect(cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
             out.append((np.asarray(d.boxes_xyxy, np.float32).reshape(-1, 4), np.asarray(d.scores, np.float32),
                         np.asarray(d.class_ids, np.int32)))
+            if tile_scale:
+                h, w = im.shape[:2]
+                predict.tiles_per_image.append(len(run.grid(w, h)))
         return out
 
+    predict.tiles_per_image = []
+    predict.tile_side = run.side if tile_scale else 0
+    predict.tile_overlap = run.min_overlap_px if tile_scale else 0
     return predict
 
 
@@ -164,18 +221,35 @@ def load_tiles(items, tile: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _eval_items(ds):
+    """The dataset's own test split where it has one, else every image (it was loaded without auto-split)."""
     test = ds.split("test")
     return (test, "test") if test else (list(ds.items), "all")
 
 
-def cli_eval(model_path, data_dir, fmt: str | None, as_json: bool) -> int:
-    """``agridrone models eval MODEL --data DIR``: print the metrics of a .tflite on a dataset."""
+def cli_eval(model_path, data_dir, fmt: str | None, as_json: bool, *, tile_scale: float | None = None,
+             tile_overlap_px: int | None = None, label_map: list[str] | None = None) -> int:
+    """``agridrone models eval MODEL --data DIR``: print the metrics of a .tflite on a dataset.
+
+    Dataset classes are mapped onto the model's labels by name, known synonyms ("car" -> vehicle) and
+    ``label_map`` ("NAME=LABEL"); images larger than one detector tile are run over tiles at
+    ``tile_scale`` (default: the flight loop's ``[perception] tile_scale``; 0: each image shrunk whole
+    into the input)."""
+    from agridrone.config import PerceptionConfig
     from agridrone.training.datasets import load_classification, load_detection
+    from agridrone.training.labelmap import map_labels, parse_overrides
     from agridrone.training.validate import validate_classification, validate_detection
 
     path = Path(model_path)
     if not path.is_file():
         raise ModelError(f"model: expected a .tflite file, got {path} (not found)")
+    defaults = PerceptionConfig()
+    tile_scale = defaults.tile_scale if tile_scale is None else float(tile_scale)
+    tile_overlap_px = defaults.tile_overlap_px if tile_overlap_px is None else int(tile_overlap_px)
+    if not (tile_scale == 0 or 0.1 <= tile_scale <= 4.0):
+        raise DatasetError(f"--tile-scale: expected 0 (whole images) or 0.1..4, got {tile_scale!r}")
+    if tile_overlap_px < 0:
+        raise DatasetError(f"--tile-overlap: expected >= 0 pixels, got {tile_overlap_px!r}")
+    overrides = parse_overrides(label_map)
     card_path = path.with_suffix(".json")
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     task = card.get("task")
@@ -187,39 +261,44 @@ def cli_eval(model_path, data_dir, fmt: str | None, as_json: bool) -> int:
     labels = list(card.get("labels") or [])
     t0 = time.monotonic_ns()
     if task == "classification":
-        ds = load_classification(data_dir, canonical=tuple(labels))
-        report = validate_classification(ds)
+        ds = load_classification(data_dir, canonical=tuple(labels), auto_split=False)
+        report = validate_classification(ds, for_eval=True)
         if not report.ok:
             print(report.text())
-            report.raise_if_broken()
+            report.raise_if_broken("evaluate")
         items, which = _eval_items(ds)
         from agridrone.perception.health import HealthClassifier
 
         predict = tflite_health_predict(path)
         tile = HealthClassifier(path).tile_px
         model_labels = labels or list(ds.names)
-        remap = np.array([model_labels.index(n) if n in model_labels else -1 for n in ds.names])
-        if (remap < 0).all():
-            raise DatasetError(f"dataset classes {list(ds.names)}: expected some of the model's {model_labels}")
+        lm = map_labels(ds.names, model_labels, overrides)
+        if len(ds.names) and (lm.ids < 0).all():
+            raise DatasetError(f"dataset classes {list(ds.names)}: expected some of the model's {model_labels} "
+                               f"(--map NAME=LABEL maps one)")
         tiles, y = load_tiles(items, tile)
-        y = remap[y]
+        y = lm.ids[y]
         keep = y >= 0
         res = eval_health(predict, tiles[keep], y[keep], len(model_labels))
         res.update({"task": task, "split": which, "labels": model_labels})
     else:
-        ds = load_detection(data_dir, fmt)
-        report = validate_detection(ds)
+        ds = load_detection(data_dir, fmt, auto_split=False)
+        report = validate_detection(ds, for_eval=True)
         if not report.ok:
             print(report.text())
-            report.raise_if_broken()
+            report.raise_if_broken("evaluate")
         items, which = _eval_items(ds)
         model_labels = labels or list(ds.names)
-        class_map = np.array([model_labels.index(n) if n in model_labels else -1 for n in ds.names])
-        if len(ds.names) and (class_map < 0).all():
-            raise DatasetError(f"dataset classes {list(ds.names)}: expected some of the model's {model_labels}")
-        res = eval_detector(tflite_detector_predict(path), items, len(model_labels), class_map)
-        res.update({"task": task, "split": which, "labels": model_labels,
-                    "unmatched_dataset_classes": [n for n in ds.names if n not in model_labels]})
+        lm = map_labels(ds.names, model_labels, overrides)
+        if len(ds.names) and (lm.ids < 0).all():
+            raise DatasetError(f"dataset classes {list(ds.names)}: expected some of the model's {model_labels} "
+                               f"(same name or a synonym; --map NAME=LABEL maps one)")
+        predict = tflite_detector_predict(path, tile_scale, tile_overlap_px)
+        res = eval_detector(predict, items, len(model_labels), lm.ids)
+        res.update({"task": task, "split": which, "labels": model_labels, "tiles": _tiles_info(predict, tile_scale)})
+    res["label_map"] = lm.as_dict()
+    res["label_map_how"] = dict(zip(lm.dataset_names, lm.how))
+    res["unmatched_dataset_classes"] = lm.unmatched
     res["seconds"] = (time.monotonic_ns() - t0) / 1e9
     res["model"] = str(path)
     res["data"] = str(data_dir)
@@ -230,10 +309,32 @@ def cli_eval(model_path, data_dir, fmt: str | None, as_json: bool) -> int:
     return 0
 
 
+def _tiles_info(predict: Callable, tile_scale: float) -> dict:
+    """How the images met the detector: the tile side and how many images ran over tiles, how many each."""
+    if not tile_scale:
+        return {"scale": 0, "tiled_images": 0}
+    counts = [c for c in predict.tiles_per_image if c > 1]
+    return {"scale": tile_scale, "side_px": predict.tile_side, "min_overlap_px": predict.tile_overlap,
+            "tiled_images": len(counts), "tiles_per_tiled_image": round(float(np.mean(counts)), 1) if counts else 0.0}
+
+
 def format_metrics(res: dict) -> str:
     labels = res.get("labels", [])
     lines = [f"{res.get('model', '')} on {res.get('data', '')} ({res.get('split', '')} split, "
              f"{res.get('images', 0)} images)"]
+    tiles = res.get("tiles") or {}
+    if tiles.get("tiled_images"):
+        lines.append(f"{tiles['tiled_images']} images larger than one {tiles['side_px']} px tile ran over "
+                     f"{tiles['tiles_per_tiled_image']} tiles each at scale {tiles['scale']} (as the flight loop; "
+                     f"--tile-scale 0 shrinks them whole)")
+    elif tiles and not tiles.get("scale"):
+        lines.append("images shrunk whole into the input (--tile-scale 0)")
+    mapped = [f"{n} -> {m}" for n, m in (res.get("label_map") or {}).items() if m is not None and n != m]
+    if mapped:
+        lines.append("dataset classes mapped: " + ", ".join(mapped))
+    if res.get("unmatched_dataset_classes"):
+        lines.append("left out (no such model label; --map NAME=LABEL): "
+                     + ", ".join(res["unmatched_dataset_classes"]))
     if "map50" in res:
         lines.append(f"mAP@0.5 {res['map50']:.3f}   mAP@0.5:0.95 {res['map50_95']:.3f}")
         lines.append(f"{'class':<12}{'gt':>6}{'AP50':>8}{'AP50-95':>9}")

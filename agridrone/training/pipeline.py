@@ -34,6 +34,8 @@ class Config:
     epochs: int = 8
     imgsz: int = 320              # detector input; health tile size is ``tile``
     train_crop: int = 0           # detector: train on random crops of this size (0: whole imgsz inputs)
+    tile_scale: float = 1.0       # detector: images larger than one input meet the model at this x their pixels
+                                  # (random crops in training, tiles in evaluation, as the flight loop); 0: whole
     tile: int = 64
     width: float = 1.0
     batch: int = 16
@@ -57,6 +59,7 @@ class Config:
                                                                         "name", "version", "prune_epochs",
                                                                         "qat_epochs")}
         if self.data is None:  # checkpoints trained on older synthetic scenes are not resumed
+            d.pop("tile_scale")  # the synthetic images are one input each: the scale changes nothing
             from agridrone.training.synth import GENERATOR_VERSION
 
             d["synth_version"] = str(GENERATOR_VERSION)
@@ -141,7 +144,7 @@ class _Fit:
 
 def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     from agridrone.training import nets
-    from agridrone.training.augment import detection, letterbox
+    from agridrone.training.augment import detection
     from agridrone.training.datasets import load_detection
     from agridrone.training.detloss import DetectionLoss, assign
     from agridrone.training.evaluate import eval_detector, keras_detector_predict, read_rgb
@@ -183,11 +186,15 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     report.raise_if_broken()
     names = list(ds.names)
     bar = _progress(cfg, len(ds.items), "loading images")
-    cache = {}
+    cache = ImageStore(cfg.imgsz, cfg.tile_scale)
     for it in ds.items:
-        cache[it.image] = _resized(read_rgb(it.image), cfg.imgsz)
+        cache.add(it.image, read_rgb(it.image))
         bar.update(1)
     bar.close()
+    if cache.large:
+        data_desc += (f"; {cache.large} of {len(ds.items)} images larger than one {cfg.imgsz} px input at "
+                      f"{cfg.tile_scale:g}x their pixels: trained on random crops and evaluated over tiles at that "
+                      f"scale (`--tile-scale`), as the flight loop runs the detector over frames")
     train = ds.split("train")
     val, test = ds.split("val"), ds.split("test") or ds.split("val")
     steps = cfg.steps_per_epoch or max(1, len(train) // cfg.batch)
@@ -201,7 +208,8 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
             xs, bs, cs = [], [], []
             for k in order[s:s + cfg.batch]:
                 it = train[k]
-                img, b, c = detection(rng, cache[it.image], it.boxes, it.classes, cfg.imgsz, canvas=crop)
+                img, b, c = detection(rng, cache[it.image], it.boxes, it.classes, cfg.imgsz, canvas=crop,
+                                      scale=cache.scale if cache.large else None)
                 xs.append(img)
                 bs.append(b)
                 cs.append(c)
@@ -212,7 +220,8 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
         return nets.export_detector(core, batch, cfg.imgsz)
 
     def evaluate(model, stage, items=None):
-        return eval_detector(keras_detector_predict(model, cfg.imgsz), items or test, len(names), cache=cache)
+        return eval_detector(keras_detector_predict(model, cfg.imgsz, tile_scale=cache.eval_scale), items or test,
+                             len(names), cache=cache)
 
     def quick_val(epoch):
         if not val:
@@ -223,13 +232,17 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     core = nets.build_detector(len(names), None if crop != cfg.imgsz else cfg.imgsz, cfg.width)
     fit_fn = _Fit(cfg, batches, loss_obj, steps, work, quick_val, log)
     fit_fn(core, cfg.epochs, cfg.lr, "train")
-    rep = [letterbox(cache[it.image], cfg.imgsz)[0][None].astype(np.float32) / 255.0 for it in train[:200]]
+    rep = [cache.model_view(it.image, np.random.default_rng([cfg.seed, k, 13]))[None].astype(np.float32) / 255.0
+           for k, it in enumerate(train[:200])]
     metrics, final, tfl = _stages(cfg, export_fn, lambda m, s: evaluate(m, s), core, fit_fn, rep, log)
     train_s = (time.monotonic_ns() - t0) / 1e9
 
     def eval_int8(path):
-        predict = _tflite_det(path)
+        from agridrone.training.evaluate import _tiles_info
+
+        predict = _tflite_det(path, cache.eval_scale)
         res = eval_detector(predict, test, len(names), cache=cache)
+        res["tiles"] = _tiles_info(predict, cache.eval_scale)
         if cfg.data is None:
             _add_by_source(res, test, lambda m: eval_detector(predict, [it for it, k in zip(test, m) if k], len(names),
                                                               cache=cache))
@@ -248,10 +261,77 @@ def _add_by_source(res: dict, items, evaluate) -> None:
         res["by_source"] = {"training renderer": evaluate(~sim), "simulated camera": evaluate(sim)}
 
 
-def _tflite_det(path):
+def _tflite_det(path, tile_scale: float = 0.0):
     from agridrone.training.evaluate import tflite_detector_predict
 
-    return tflite_detector_predict(path)
+    return tflite_detector_predict(path, tile_scale)
+
+
+class ImageStore:
+    """The detector's training images in memory, as the model will meet them.
+
+    An image whose longer side at ``tile_scale`` fits the input is kept at most ``imgsz`` on its longer
+    side (it is fitted whole, as before). A larger one (a camera frame, an orthophoto tile) is kept at
+    ``min(tile_scale, 1)`` x its pixels, JPEG-encoded (quality 95) so that thousands of full-HD frames fit
+    in memory; training takes random crops of it and evaluation runs it over tiles at ``eval_scale``
+    (``tile_scale`` relative to what is stored)."""
+
+    def __init__(self, imgsz: int, tile_scale: float) -> None:
+        if tile_scale and not 0.1 <= tile_scale <= 4.0:
+            raise ValueError(f"tile_scale: expected 0 (whole images) or 0.1..4, got {tile_scale!r}")
+        self.imgsz, self.tile_scale = int(imgsz), float(tile_scale)
+        self._raw: dict = {}
+        self._jpeg: dict = {}
+        self.large = 0
+
+    @property
+    def scale(self) -> float:
+        """Model pixels per stored pixel of a large image."""
+        return max(1.0, self.tile_scale)
+
+    @property
+    def eval_scale(self) -> float:
+        return self.scale if self.large else 0.0
+
+    def add(self, key, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        if not self.tile_scale or max(h, w) * self.tile_scale <= self.imgsz:
+            self._raw[key] = _resized(rgb, self.imgsz)
+            return
+        f = min(1.0, self.tile_scale)
+        if f < 1.0:
+            rgb = cv2.resize(rgb, (max(1, int(round(w * f))), max(1, int(round(h * f)))), interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise ValueError(f"image {key}: could not be encoded for the training cache")
+        self._jpeg[key] = buf
+        self.large += 1
+
+    def __contains__(self, key) -> bool:
+        return key in self._raw or key in self._jpeg
+
+    def __getitem__(self, key) -> np.ndarray:
+        if key in self._raw:
+            return self._raw[key]
+        return cv2.cvtColor(cv2.imdecode(self._jpeg[key], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    def model_view(self, key, rng: np.random.Generator) -> np.ndarray:
+        """One ``imgsz`` input as the model meets this image: fitted whole, or a random tile of it."""
+        from agridrone.training.augment import PAD, letterbox
+
+        img = self[key]
+        if key in self._raw:
+            return letterbox(img, self.imgsz)[0]
+        if self.scale != 1.0:
+            h, w = img.shape[:2]
+            img = cv2.resize(img, (int(round(w * self.scale)), int(round(h * self.scale))), interpolation=cv2.INTER_LINEAR)
+        h, w = img.shape[:2]
+        y = int(rng.integers(0, max(1, h - self.imgsz + 1)))
+        x = int(rng.integers(0, max(1, w - self.imgsz + 1)))
+        out = np.full((self.imgsz, self.imgsz, 3), PAD, np.uint8)
+        part = img[y:y + self.imgsz, x:x + self.imgsz]
+        out[:part.shape[0], :part.shape[1]] = part
+        return out
 
 
 def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:

@@ -33,17 +33,21 @@ class Report:
             lines.append(f"  ... and {len(self.issues) - limit} more")
         return "\n".join(lines)
 
-    def raise_if_broken(self) -> None:
+    def raise_if_broken(self, action: str = "train") -> None:
         if self.errors:
             first = "; ".join(f"{i.where}: {i.what}" for i in self.errors[:3])
-            raise DatasetError(f"dataset {self.dataset} is broken, refusing to train: {len(self.errors)} error(s), "
+            raise DatasetError(f"dataset {self.dataset} is broken, refusing to {action}: {len(self.errors)} error(s), "
                                f"first: {first}")
 
 
-def _class_checks(names, per_split: dict[str, np.ndarray], issues: list[Issue], root: str) -> None:
+def _class_checks(names, per_split: dict[str, np.ndarray], issues: list[Issue], root: str,
+                  for_eval: bool = False) -> None:
     total = sum(per_split.values())
     for k, n in enumerate(names):
-        if total[k] == 0:
+        if for_eval:  # a model is scored on what there is: splits do not matter, a class never seen is noted
+            if total[k] == 0:
+                issues.append(Issue(root, f"class {n!r} has no instance: it is not scored", "warning"))
+        elif total[k] == 0:
             issues.append(Issue(root, f"empty class {n!r}: no instance anywhere in the dataset"))
         elif per_split.get("train", total)[k] == 0:
             issues.append(Issue(root, f"empty class {n!r} in the train split (it appears only in val/test)"))
@@ -52,7 +56,9 @@ def _class_checks(names, per_split: dict[str, np.ndarray], issues: list[Issue], 
             issues.append(Issue(root, f"class {n!r} has no instance in {', '.join(empty)}", "warning"))
 
 
-def validate_detection(ds: DetDataset) -> Report:
+def validate_detection(ds: DetDataset, for_eval: bool = False) -> Report:
+    """What is wrong with a dataset and where. ``for_eval``: checked for scoring a trained model on it
+    (no split needs to be present, a class without instances is only noted)."""
     issues = list(ds.issues)
     root = str(ds.root)
     if not ds.names:
@@ -61,8 +67,8 @@ def validate_detection(ds: DetDataset) -> Report:
         issues.append(Issue(root, "no images found"))
     per_split = {s: ds.counts(s) for s in ("train", "val", "test")}
     if ds.names:
-        _class_checks(ds.names, per_split, issues, root)
-    for s in ("train", "val"):
+        _class_checks(ds.names, per_split, issues, root, for_eval)
+    for s in () if for_eval else ("train", "val"):
         if not ds.split(s):
             issues.append(Issue(root, f"the {s} split is empty", "error" if s == "train" else "warning"))
     summary = {"format": ds.fmt, "classes": len(ds.names),
@@ -71,7 +77,7 @@ def validate_detection(ds: DetDataset) -> Report:
     return Report(root, tuple(sorted(issues, key=lambda i: i.severity != "error")), summary)
 
 
-def validate_classification(ds: ClsDataset) -> Report:
+def validate_classification(ds: ClsDataset, for_eval: bool = False) -> Report:
     issues = list(ds.issues)
     root = str(ds.root)
     if not ds.items:
@@ -80,10 +86,10 @@ def validate_classification(ds: ClsDataset) -> Report:
     for s in ("train", "val", "test"):
         labels = np.array([it.label for it in ds.split(s)], np.int64)
         per_split[s] = np.bincount(labels, minlength=len(ds.names))[: len(ds.names)]
-    if len(ds.names) < 2:
+    if len(ds.names) < 2 and not for_eval:
         issues.append(Issue(root, f"expected at least 2 classes, got {len(ds.names)}"))
     else:
-        _class_checks(ds.names, per_split, issues, root)
+        _class_checks(ds.names, per_split, issues, root, for_eval)
     summary = {"format": "folders", "classes": len(ds.names),
                **{f"{s} images": len(ds.split(s)) for s in ("train", "val", "test")}}
     return Report(root, tuple(sorted(issues, key=lambda i: i.severity != "error")), summary)

@@ -57,17 +57,20 @@ def test_bench_without_models_says_what_is_missing(tmp_path, capsys):
 
 
 def test_models_eval_hands_over_to_the_training_helper(monkeypatch, tmp_path, capsys):
-    """`models eval` calls agridrone.training.evaluate.cli_eval(model, data, fmt, as_json) and returns its code."""
+    """`models eval` calls agridrone.training.evaluate.cli_eval(model, data, fmt, as_json, **options) and
+    returns its code."""
     import sys
     import types
 
     calls = []
     fake = types.ModuleType("agridrone.training.evaluate")
-    fake.cli_eval = lambda *a: (calls.append(a), 3)[1]
+    fake.cli_eval = lambda *a, **kw: (calls.append((a, kw)), 3)[1]
     monkeypatch.setitem(sys.modules, "agridrone.training.evaluate", fake)
-    rc = main(["models", "eval", "m.tflite", "--data", str(tmp_path), "--format", "coco", "--json"])
+    rc = main(["models", "eval", "m.tflite", "--data", str(tmp_path), "--format", "coco", "--json",
+               "--tile-scale", "0.5", "--map", "car=vehicle", "--map", "cow=animal"])
     assert rc == 3
-    assert calls == [("m.tflite", str(tmp_path), "coco", True)]
+    assert calls == [(("m.tflite", str(tmp_path), "coco", True),
+                      {"tile_scale": 0.5, "tile_overlap_px": None, "label_map": ["car=vehicle", "cow=animal"]})]
 
 
 def test_detect_on_a_folder_of_images(tiny_models, tmp_path, capsys):

@@ -61,6 +61,24 @@ def test_tiny_detector_end_to_end_and_models_eval_agrees_with_the_card(tmp_path,
     assert res["map50"] == pytest.approx(card["metrics"]["int8"]["map50"], abs=1e-9)
 
 
+def test_tiny_detector_on_camera_frames_of_a_users_dataset(tmp_path):
+    """A COCO dataset of its own class names whose 480x640 frames are larger than the (tiny) 128 px
+    input: trained on crops at frame resolution, evaluated over tiles at that scale, and the card says so."""
+    from dataset_helpers import REAL_NAMES, coco_frames
+
+    coco_frames(tmp_path / "frames", 16, size_hw=(480, 640))
+    out, work = tmp_path / "models", tmp_path / "work"
+    assert main(["train", "detector", "--tiny", "--data", str(tmp_path / "frames"), "--sparsity", "0",
+                 "--out", str(out), "--workdir", str(work), "--quiet"]) == 0
+    card = json.loads((out / "detector.json").read_text())
+    assert card["labels"] == REAL_NAMES
+    int8 = card["metrics"]["int8"]
+    assert int8["images"] >= 1 and int8["tiles"]["tiled_images"] == int8["images"]
+    assert int8["tiles"]["side_px"] == 128 and int8["tiles"]["tiles_per_tiled_image"] >= 20
+    assert "16 of 16 images larger than one 128 px input" in card["training"]["data"]
+    assert "pruned" not in card["metrics"]
+
+
 def test_tiny_health_end_to_end(tmp_path):
     out, work = tmp_path / "models", tmp_path / "work"
     assert main(["train", "health", "--tiny", "--out", str(out), "--workdir", str(work), "--quiet"]) == 0
