@@ -24,6 +24,10 @@ def register(sub) -> None:
     d.add_argument("--layout", choices=("auto", "yolov8", "yolov5", "ssd", "end2end"), default="auto",
                    help="decoder (default: from the model card or the output tensors)")
     d.add_argument("--resize", choices=("letterbox", "stretch"), help="override how images are fitted to the input")
+    d.add_argument("--tile-scale", type=float, default=0.0, metavar="S",
+                   help="run images larger than the input over tiles reaching the model at S x their pixels, as "
+                        "the flight loop does (1.0 for the shipped detector on camera frames; default 0: each "
+                        "image fitted whole into the input)")
     d.add_argument("--threads", type=int, default=2)
     d.add_argument("--runtime", choices=("auto", "litert", "tflite"), default="auto")
     d.add_argument("--max-frames", type=int, default=0, help="stop a video after N frames (0: all)")
@@ -155,6 +159,11 @@ def run_detect(args) -> int:
 
     det = Detector(args.model, labels=args.labels, conf_threshold=args.threshold, iou_threshold=args.iou,
                    num_threads=args.threads, runtime=args.runtime, layout=args.layout, resize=args.resize)
+    if args.tile_scale:
+        from agridrone.perception.tiling import TiledDetector
+
+        side = int(round(min(det.input_wh) / args.tile_scale)) if args.tile_scale > 0 else 0
+        det = TiledDetector(det, scale=args.tile_scale, min_overlap_px=max(0, min(64, side - 1)))
     first = True
     out = sys.stdout
     if args.json:
