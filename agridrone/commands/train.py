@@ -50,6 +50,10 @@ def register(sub) -> None:
             tp.add_argument("--sim-count", type=int,
                             help="more tiles per class seen through the simulated camera over random fields, "
                                  "when no --data (default 1500; 0: none)")
+        tp.add_argument("--init", type=Path,
+                        help="start from the float weights of an earlier run, e.g. models/detector.weights.npz (the "
+                             "shipped model): a small dataset of your own fields trains far better from there; "
+                             "the output layers start anew when your classes differ")
         tp.add_argument("--epochs", type=int, help="training epochs")
         tp.add_argument("--out", type=Path, default=Path("models"), help="where the .tflite and its card go")
         tp.add_argument("--workdir", type=Path, default=Path("runs/training"),
@@ -116,8 +120,12 @@ def config_from_args(args):
         raise ConfigError(f"--sparsity: expected 0 <= S < 1, got {args.sparsity}")
     if args.sparsity == 0:
         base["prune_epochs"] = 0
+    if args.init is not None and not args.init.is_file():
+        raise ConfigError(f"--init: expected a .weights.npz written by agridrone train (e.g. "
+                          f"models/{args.task}.weights.npz), got {args.init} (not found)")
     command = "agridrone " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     return Config(task=args.task, out=args.out, work=args.workdir, data=args.data, fmt=getattr(args, "format", None),
+                  init=str(args.init) if args.init else "",
                   seed=args.seed, sparsity=args.sparsity, qat_epochs=args.qat_epochs, io_dtype=args.io,
                   progress=not args.quiet and sys.stderr.isatty(), command=command, name=args.name or "", **base)
 

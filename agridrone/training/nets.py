@@ -167,3 +167,44 @@ def _all_layers(model):
             yield from _all_layers(layer)
         else:
             yield getattr(layer, "layer", layer)
+
+
+def save_weights(model: keras.Model, path) -> None:
+    """Every variable of ``model`` (float, with BatchNorm statistics) in order, as a .npz beside the
+    .tflite: the starting point of ``agridrone train ... --init`` on a user's data."""
+    arrays = {f"v{k:04d}": v.numpy() for k, v in enumerate(model.weights)}
+    names = np.array([v.name for v in model.weights])
+    with open(path, "wb") as f:
+        np.savez(f, __names__=names, **arrays)
+
+
+def load_weights(model: keras.Model, path) -> dict:
+    """Start ``model`` from the weights a previous run saved (:func:`save_weights`).
+
+    Variables are matched in order; the output layers (``head_out*``) are kept as built where their
+    shapes differ (another number of classes). Anything else that differs means another architecture
+    or width: ModelError."""
+    from agridrone.errors import ModelError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["__names__"]]
+            arrays = [z[f"v{k:04d}"] for k in range(len(names))]
+    except (OSError, KeyError, ValueError) as err:
+        raise ModelError(f"--init {path}: expected a .weights.npz written by agridrone train, got "
+                         f"{type(err).__name__}: {err}") from None
+    own = model.weights
+    if len(arrays) != len(own):
+        raise ModelError(f"--init {path}: expected weights of a {model.name} like this one ({len(own)} tensors), "
+                         f"got {len(arrays)} tensors (another model or width)")
+    loaded, kept = 0, []
+    for var, arr, src in zip(own, arrays, names):
+        if tuple(var.shape) == arr.shape:
+            var.assign(arr)
+            loaded += 1
+        elif "head_out" in var.name:
+            kept.append(var.name)
+        else:
+            raise ModelError(f"--init {path}: expected {var.name} of shape {tuple(var.shape)}, got {src} of "
+                             f"shape {arr.shape} (another model or width)")
+    return {"loaded": loaded, "tensors": len(own), "head_reinitialised": bool(kept)}

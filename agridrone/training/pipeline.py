@@ -43,6 +43,7 @@ class Config:
     seed: int = 0
     synth_count: int = 3000       # detector scenes / health tiles per class when no --data
     sim_count: int = 0            # more through the simulated camera when no --data (detector: tiles; health: per class)
+    init: str = ""                # start from the float weights of a previous run (.weights.npz), e.g. the shipped model
     sparsity: float = 0.5
     prune_epochs: int = 2
     qat_epochs: int = 0
@@ -60,6 +61,8 @@ class Config:
                                                                         "qat_epochs")}
         if self.data is None:  # checkpoints trained on older synthetic scenes are not resumed
             d.pop("tile_scale")  # the synthetic images are one input each: the scale changes nothing
+        if not self.init:
+            d.pop("init")
             from agridrone.training.synth import GENERATOR_VERSION
 
             d["synth_version"] = str(GENERATOR_VERSION)
@@ -230,6 +233,9 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
         return {"map50": r["map50"], "map50_95": r["map50_95"]}
 
     core = nets.build_detector(len(names), None if crop != cfg.imgsz else cfg.imgsz, cfg.width)
+    init = _init(cfg, core, log)
+    if init:
+        data_desc += f"; {init}"
     fit_fn = _Fit(cfg, batches, loss_obj, steps, work, quick_val, log)
     fit_fn(core, cfg.epochs, cfg.lr, "train")
     rep = [cache.model_view(it.image, np.random.default_rng([cfg.seed, k, 13]))[None].astype(np.float32) / 255.0
@@ -409,6 +415,9 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
         return {"accuracy": r["accuracy"]}
 
     core = nets.build_health(len(names), cfg.tile, cfg.width)
+    init = _init(cfg, core, log)
+    if init:
+        data_desc += f"; {init}"
     fit_fn = _Fit(cfg, batches, loss_fn, steps, work, quick_val, log)
     fit_fn(core, cfg.epochs, cfg.lr, "train")
     rep = [x_train[k][None] for k in range(0, min(len(x_train), 400), 2)]
@@ -429,6 +438,25 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
                    eval_int8)
 
 
+def _init(cfg: Config, core, log) -> str:
+    """Load ``cfg.init`` into ``core``; the card's words for it ("" without one)."""
+    if not cfg.init:
+        return ""
+    from agridrone.errors import ModelError
+    from agridrone.training import nets
+
+    path = Path(cfg.init)
+    if not path.is_file():
+        raise ModelError(f"--init: expected a .weights.npz written by agridrone train (e.g. models/detector.weights.npz), "
+                         f"got {path} (not found)")
+    r = nets.load_weights(core, path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    text = (f"started from {path.name} (sha256 {sha}...; {r['loaded']} of {r['tensors']} tensors"
+            + (", output layers new for these classes)" if r["head_reinitialised"] else ")"))
+    log(text)
+    return text
+
+
 def _finish(cfg, task, names, tfl, metrics, fit_fn, core, data_desc, train_s, test, log, eval_int8) -> dict:
     from agridrone.training import nets
     from agridrone.training.cards import write_card
@@ -440,6 +468,7 @@ def _finish(cfg, task, names, tfl, metrics, fit_fn, core, data_desc, train_s, te
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.tflite"
     path.write_bytes(tfl)
+    nets.save_weights(core, out / f"{name}.weights.npz")  # float, before pruning: where --init starts
     training = {"data": data_desc, "command": cfg.command, "seed": cfg.seed, "epochs": cfg.epochs,
                 "prune_epochs": cfg.prune_epochs, "qat_epochs": cfg.qat_epochs, "duration_s": round(train_s, 1),
                 "machine": machine() + ", TF intra/inter-op threads 2",

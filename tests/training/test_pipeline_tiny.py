@@ -77,6 +77,9 @@ def test_tiny_detector_on_camera_frames_of_a_users_dataset(tmp_path):
     assert int8["tiles"]["side_px"] == 128 and int8["tiles"]["tiles_per_tiled_image"] >= 20
     assert "16 of 16 images larger than one 128 px input" in card["training"]["data"]
     assert "pruned" not in card["metrics"]
+    from agridrone.training import nets  # the float weights beside it start a later run (--init)
+
+    assert nets.load_weights(nets.build_detector(6, None, 0.5), out / "detector.weights.npz")["head_reinitialised"] is False
 
 
 def test_tiny_health_end_to_end(tmp_path):

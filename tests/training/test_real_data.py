@@ -153,3 +153,63 @@ def test_image_store_keeps_small_images_whole_and_large_ones_compressed_at_the_t
     assert ImageStore(320, 1.0).eval_scale == 0.0  # no large image: evaluated whole, as before
     with pytest.raises(ValueError, match="tile_scale"):
         ImageStore(320, 9.0)
+
+
+def test_shipped_float_weights_are_the_shipped_detector_and_start_a_new_class_set():
+    """models/detector.weights.npz is the float model detector.tflite was quantized from: loaded into a
+    fresh network it scores as the int8 file does on scenes neither was trained on; a dataset of other
+    classes keeps everything but the output layers."""
+    pytest.importorskip("tensorflow")
+    from pathlib import Path
+
+    from agridrone.training import nets
+    from agridrone.training.evaluate import eval_detector, keras_detector_predict, tflite_detector_predict
+    from agridrone.training.synth import render_scene
+
+    core = nets.build_detector(6, None, 1.0)
+    r = nets.load_weights(core, "models/detector.weights.npz")
+    assert r == {"loaded": r["tensors"], "tensors": len(core.weights), "head_reinitialised": False}
+
+    class Item:
+        def __init__(self, k, scene):
+            self.image, self.scene = f"scene{k}", scene
+            h, w = scene.image.shape[:2]
+            self.boxes = scene.boxes / np.array([w, h, w, h], np.float32)
+            self.classes = scene.classes
+
+    items = [Item(k, render_scene(7, 1000 + k)) for k in range(40)]
+    cache = {it.image: it.scene.image for it in items}
+    fl = eval_detector(keras_detector_predict(nets.export_detector(core, None, 320), 320), items, 6, cache=cache)
+    q = eval_detector(tflite_detector_predict(Path("models/detector.tflite")), items, 6, cache=cache)
+    assert fl["map50"] > 0.3 and abs(fl["map50"] - q["map50"]) < 0.04, (fl["map50"], q["map50"])
+
+    other = nets.build_detector(2, None, 1.0)
+    r2 = nets.load_weights(other, "models/detector.weights.npz")
+    assert r2["head_reinitialised"] and r2["loaded"] == r2["tensors"] - 6  # 3 output convs: kernel + bias
+
+
+def test_init_weights_of_another_width_or_a_broken_file_are_refused_in_one_line(tmp_path):
+    pytest.importorskip("tensorflow")
+    from agridrone.errors import ModelError
+    from agridrone.training import nets
+
+    narrow = nets.build_detector(6, None, 0.5)
+    with pytest.raises(ModelError, match="another model or width") as err:
+        nets.load_weights(narrow, "models/detector.weights.npz")
+    assert "\n" not in str(err.value)
+    bad = tmp_path / "x.weights.npz"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(ModelError, match="expected a .weights.npz"):
+        nets.load_weights(narrow, bad)
+    nets.save_weights(narrow, tmp_path / "n.weights.npz")
+    again = nets.build_detector(6, None, 0.5)
+    assert nets.load_weights(again, tmp_path / "n.weights.npz")["loaded"] == len(again.weights)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(narrow.weights, again.weights))
+
+
+def test_train_refuses_a_missing_init_file_before_any_work(tmp_path, capsys):
+    rc = main(["train", "detector", "--tiny", "--init", str(tmp_path / "none.weights.npz"), "--out",
+               str(tmp_path / "m"), "--workdir", str(tmp_path / "w"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--init: expected a .weights.npz" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()
