@@ -36,7 +36,7 @@ from agridrone.mission.loader import load_mission
 from agridrone.pipeline_run import FlightOptions, load_models, run_flight, survey_line_seqs
 from agridrone.sim.world import load_world
 
-from scoring import score, score_alerts
+from scoring import score, score_alerts, seen_radii
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = sorted((REPO / "sitl" / "worlds").glob("*.yaml"))
@@ -179,7 +179,9 @@ def _flown(world_path: Path, autopilot_factory, models, tmp_path_factory, broker
         out = tmp_path_factory.mktemp(world_path.stem)
         result, compiled, world, final_mode = _fly(world_path, autopilot_factory, models, out / "flight",
                                                    broker=broker, speedup=SPEEDUPS.get(world_path.stem, SPEEDUP))
-        sc = score(result.track, compiled, world, survey_line_seqs(compiled)) if world_path != BLOCKED else None
+        seen = seen_radii(out / "flight" / "detections.jsonl", world, compiled.plan.frame)
+        sc = (score(result.track, compiled, world, survey_line_seqs(compiled), seen=seen)
+              if world_path != BLOCKED else None)
         print(f"{world_path.stem}: {_describe(result, sc)}")
         _FLOWN[world_path] = (result, compiled, world, final_mode, sc)
     return _FLOWN[world_path]
