@@ -53,8 +53,9 @@ def seen_radii(detections_jsonl, world, frame, near_m: float = 2.0) -> dict[int,
 
 def score(track, compiled, world, line_seqs, tol_m: float = 3.0, seen: dict[int, float] | None = None) -> Score:
     """Clearance to every obstacle (from its true size) and the survey line ends not visited. A line end
-    inside an obstacle's keep-out counts as visited at the keep-out's edge, the keep-out drawn from the
-    larger of the obstacle's true radius and the radius the loop saw (``seen``, see :func:`seen_radii`)."""
+    inside an obstacle's keep-out counts as visited when the track went round the keep-out's edge on either
+    side, the keep-out drawn from the larger of the obstacle's true radius and the radius the loop saw
+    (``seen``, see :func:`seen_radii`)."""
     frame = compiled.plan.frame
     margins = dict(compiled.mission.alerts.safety_margin_m)
     first, last = line_seqs[0][0], line_seqs[-1][1]
@@ -83,9 +84,11 @@ def score(track, compiled, world, line_seqs, tol_m: float = 3.0, seen: dict[int,
             pe, pn, _ = frame.to_enu(*wps[seq])
             allowed = tol_m
             for oe, on, keep in obstacles:
-                inside = keep + 3.0 - math.hypot(pe - oe, pn - on)  # the loop adds 1 m, rejoins 2 m past it
-                if inside > 0:
-                    allowed = max(allowed, inside + tol_m)
+                dist = math.hypot(pe - oe, pn - on)
+                if dist < keep + 3.0:  # inside the keep-out (the loop adds 1 m, rejoins 2 m past its edge)
+                    # that end cannot be flown: visited when the drone went round the keep-out, on either side
+                    # (the side is the shorter detour as the loop saw the obstacle then)
+                    allowed = max(allowed, dist + keep + 3.0 + tol_m)
             d = float(np.min(np.hypot(all_xy[:, 0] - pe, all_xy[:, 1] - pn)))
             if d > allowed:
                 missed.append((k + 1, which, round(d, 1), round(allowed, 1)))

@@ -207,7 +207,8 @@ def test_example_mission_completed_inside_the_fence(world_path, autopilot_factor
 @pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
 def test_example_mission_skips_no_survey_line(world_path, autopilot_factory, models, tmp_path_factory, broker):
     """Over the same flight every survey line's start and end is visited (within 3 m; a point inside a real
-    obstacle's keep-out counts as visited at the keep-out's edge next to it)."""
+    obstacle's keep-out, drawn as the loop saw it, counts as visited when the drone went round the keep-out's
+    edge, on either side)."""
     result, _compiled, _world, _, sc = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
     assert not sc.lines_missed, _describe(result, sc)
 
