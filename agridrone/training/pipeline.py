@@ -59,10 +59,10 @@ class Config:
         d = {k: str(v) for k, v in asdict(self).items() if k not in ("out", "progress", "command", "epochs",
                                                                         "name", "version", "prune_epochs",
                                                                         "qat_epochs")}
-        if self.data is None:  # checkpoints trained on older synthetic scenes are not resumed
-            d.pop("tile_scale")  # the synthetic images are one input each: the scale changes nothing
         if not self.init:
             d.pop("init")
+        if self.data is None:  # checkpoints trained on older synthetic scenes are not resumed
+            d.pop("tile_scale")  # the synthetic images are one input each: the scale changes nothing
             from agridrone.training.synth import GENERATOR_VERSION
 
             d["synth_version"] = str(GENERATOR_VERSION)
