@@ -57,6 +57,9 @@ class FrameResult:
     tiles: tuple[HealthTile, ...]
     obstacles: tuple[Obstacle, ...]
     correction: Correction | None
+    # the avoidance planner's keep-out discs after this frame: (track_id, label, east_m, north_m, radius_m);
+    # empty while agridrone is not commanding (before AUTO, after a pilot take-over)
+    keepouts: tuple[tuple[int, str, float, float, float], ...] = ()
 
 
 class LoopSink(Protocol):
@@ -129,6 +132,7 @@ class Pipeline:
         self.commander = Commander(vehicle, config.commander, self._emit, speed_m_s=self.planner.config.speed_m_s)
         self.track: list[tuple[int, float, float, float, str, int | None]] = []
         self.obstacles: tuple[Obstacle, ...] = ()
+        self.keepouts: tuple[tuple[int, str, float, float, float], ...] = ()  # what the planner last planned round
         self.projector: Projector | None = None
         self.frames_in = 0
         self.frames_done = 0
@@ -402,11 +406,13 @@ class Pipeline:
     def _plan_and_command(self, now_v: int, t0_wall: int) -> Correction | None:
         vs = self._vehicle_state(now_v)
         if vs is None or not self.commander.engaged:
+            self.keepouts = ()
             return None  # nothing to plan from (or for): the commander is not ticked with a made-up "no correction"
         t = time.monotonic_ns()
         obstacles = outside_takeoff_site(outside_zones(self.obstacles, self.context.zones_enu),
                                          (vs.east_m, vs.north_m), self.context.home_en, self.planner.config.margins_m)
         correction = self.planner.update(obstacles, vs, now_v)
+        self.keepouts = tuple(getattr(self.planner, "held", ()))
         self.latency.add("plan", time.monotonic_ns() - t)
         t = time.monotonic_ns()
         sent = self.commander.tick(correction, now_v)
@@ -447,7 +453,7 @@ class Pipeline:
         self.detections_total += len(item.detections)
         if pose is not None and self.sinks:
             result = FrameResult(item.ts_ns, item.frame, pose, item.detections, tuple(ground), item.tiles,
-                                 self.obstacles, correction)
+                                 self.obstacles, correction, self.keepouts)
             try:
                 self._sink_q.put_nowait(("on_frame", result))
             except queue.Full:  # the sinks are behind: this frame's record is skipped, the flight is not slowed

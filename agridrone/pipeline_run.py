@@ -154,14 +154,21 @@ class FlightResult:
 
 
 class JsonlSink:
-    """The loop's records as JSON lines, flushed per record: detections (pixels and ground) and events."""
+    """The loop's records as JSON lines, flushed per record: detections (pixels and ground), events, and the
+    keep-outs the avoidance planner flew round (``keepouts.jsonl``)."""
 
-    def __init__(self, out_dir: Path) -> None:
+    KEEPOUT_EVERY_S = 1.0  # the same obstacles, moved or grown: at most one record a vehicle second
+
+    def __init__(self, out_dir: Path, frame=None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
+        self._frame = frame
         self._det = open(out_dir / "detections.jsonl", "a", encoding="utf-8")
         self._ev = open(out_dir / "events.jsonl", "a", encoding="utf-8")
+        self._ko = open(out_dir / "keepouts.jsonl", "a", encoding="utf-8")
+        self._ko_last: tuple = ((), (), -(1 << 62))  # ids, rounded discs, t_ns of the last record
 
     def on_frame(self, r) -> None:
+        self._keepouts(r)
         if not len(r.detections):
             return
         rec = {"t_ns": r.ts_ns, "frame": r.frame.index, "lat": round(r.pose.lat_deg, 7),
@@ -172,6 +179,28 @@ class JsonlSink:
         self._det.write(json.dumps(rec) + "\n")
         self._det.flush()
 
+    def _keepouts(self, r) -> None:
+        """One line each time the set of keep-outs changes: ``{"t_ns", "keepouts": [{"id", "label", "east_m",
+        "north_m", "radius_m", "lat", "lon"}]}`` (local ENU of the mission's home, and WGS84), valid until the
+        next line; an empty list when none is held. A moving obstacle is a chain of discs along its way."""
+        kos = getattr(r, "keepouts", ())
+        ids = tuple(sorted({k[0] for k in kos}))
+        discs = tuple((k[0], round(k[2] * 2) / 2, round(k[3] * 2) / 2, round(k[4] * 4) / 4) for k in kos)
+        last_ids, last_discs, last_t = self._ko_last
+        if discs == last_discs or (ids == last_ids and r.ts_ns - last_t < self.KEEPOUT_EVERY_S * 1e9):
+            return
+        rows = []
+        for tid, label, e, n, radius in kos:
+            row = {"id": int(tid), "label": label, "east_m": round(e, 2), "north_m": round(n, 2),
+                   "radius_m": round(radius, 2)}
+            if self._frame is not None:
+                lat, lon, _ = self._frame.to_geo(e, n)
+                row.update(lat=round(float(lat), 7), lon=round(float(lon), 7))
+            rows.append(row)
+        self._ko.write(json.dumps({"t_ns": r.ts_ns, "keepouts": rows}) + "\n")
+        self._ko.flush()
+        self._ko_last = (ids, discs, r.ts_ns)
+
     def on_event(self, e: LoopEvent) -> None:
         self._ev.write(json.dumps({"t_ns": e.ts_ns, "kind": e.kind, "text": e.text}) + "\n")
         self._ev.flush()
@@ -179,6 +208,7 @@ class JsonlSink:
     def close(self) -> None:
         self._det.close()
         self._ev.close()
+        self._ko.close()
 
 
 def start_mission(vehicle, compiled, climb_timeout_s: float) -> None:
@@ -228,7 +258,7 @@ def run_flight(vehicle, compiled, config: AppConfig, opts: FlightOptions) -> Fli
                                meta={"flight_id": opts.out_dir.name, "mission": compiled.mission.name,
                                      "mission_file": str(compiled.mission.source), "camera": opts.camera,
                                      "time_scale": opts.time_scale, "agridrone": __version__})
-    sinks = [JsonlSink(opts.out_dir), records, *opts.sinks]
+    sinks = [JsonlSink(opts.out_dir, context.frame), records, *opts.sinks]
     if opts.alerts or opts.mqtt_url:
         from agridrone.pipeline_alerts import AlertsSink
 

@@ -287,6 +287,7 @@ class AvoidancePlanner:
         self._hold_planned_ns = 0
         self._sides: OrderedDict[int, tuple[str, frozenset[int]]] = OrderedDict()  # side, legs of that pass
         self.side_switches = 0
+        self.held: tuple[tuple[int, str, float, float, float], ...] = ()  # keep-outs of the last update()
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -305,8 +306,10 @@ class AvoidancePlanner:
         return [(k.track_id, k.east_m, k.north_m, k.radius_m) for k in self._keepouts(obstacles, now_ns)]
 
     def update(self, obstacles: Sequence[Obstacle], vehicle: VehicleState, now_ns: int) -> Correction | None:
-        """One tick; see the module docstring for what comes back."""
+        """One tick; see the module docstring for what comes back. The keep-out discs it planned with are
+        left in :attr:`held` as (track_id, label, east_m, north_m, radius_m)."""
         kos = self._keepouts(obstacles, now_ns)
+        self.held = tuple((k.track_id, k.label, k.east_m, k.north_m, k.radius_m) for k in kos)
         pos = (float(vehicle.east_m), float(vehicle.north_m))
         if self._mode == "detour" and self._detour is not None:
             return self._tick_detour(kos, vehicle, pos)

@@ -6,9 +6,11 @@
   edge (centre distance - radius) must be >= its safety margin - 1 m. Obstacles whose keep-out disc
   (radius + margin) contains home stand at the take-off site: reported, not judged (no flight can take
   off 7 m from a person and keep 15 m from them).
-- Lines: every survey line's start and end is visited within ``tol_m``; a point that lies inside an
-  obstacle's keep-out is visited when the vehicle reached the keep-out's edge next to it (within tol_m, the
-  keep-out taken 3 m wider: the loop's extra margin of 1 m and the planner's rejoin offset of 2 m).
+- Lines: every survey line's start and end is visited within ``tol_m``; a point that lies inside a keep-out
+  the loop held then (the flight folder's keepouts.jsonl: what the planner flew round, as large as the loop
+  saw the obstacle) is visited when the vehicle reached the keep-out's edge next to it (within tol_m, the
+  keep-out taken 3 m wider: the loop's extra margin of 1 m and the planner's rejoin offset of 2 m). A line
+  end skipped for a keep-out the loop never held, or held elsewhere, is a skipped line.
 """
 
 from __future__ import annotations
@@ -36,26 +38,26 @@ class Score:
         return "; ".join(rows) + (f"; lines missed: {self.lines_missed}" if self.lines_missed else "")
 
 
-def seen_radii(detections_jsonl, world, frame, near_m: float = 2.0) -> dict[int, float]:
-    """Per world obstacle (index), the median ground radius of the loop's sightings within ``near_m`` of
-    it (at least 3 of them): the size its keep-out was drawn from. A thin, tall object seen off nadir is
-    placed with its lean and shadow: the cereal world's 0.25 m pole is seen 1.7-4.4 m across."""
-    found: dict[int, list[float]] = {}
-    pos = [frame.to_enu(o.lat_deg, o.lon_deg)[:2] for o in world.obstacles]
-    with open(detections_jsonl) as f:
+def held_keepouts(keepouts_jsonl) -> list[tuple[int, float, list[tuple[float, float, float]]]]:
+    """The keep-outs the loop planned round, from the flight folder's keepouts.jsonl: (t_ns from, t_ns until,
+    [(east_m, north_m, radius_m)]) per record, each valid until the next (the last one for an hour)."""
+    recs = []
+    with open(keepouts_jsonl) as f:
         for line in f:
-            for g in json.loads(line).get("ground", []):
-                for i, (oe, on) in enumerate(pos):
-                    if math.hypot(g["east_m"] - oe, g["north_m"] - on) <= near_m:
-                        found.setdefault(i, []).append(float(g["radius_m"]))
-    return {i: float(np.median(r)) for i, r in found.items() if len(r) >= 3}
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line
+                continue
+            recs.append((int(r["t_ns"]), [(k["east_m"], k["north_m"], k["radius_m"]) for k in r["keepouts"]]))
+    ends = [t for t, _ in recs[1:]] + [recs[-1][0] + 3_600 * 10**9] if recs else []
+    return [(t, end, discs) for (t, discs), end in zip(recs, ends) if discs]
 
 
-def score(track, compiled, world, line_seqs, tol_m: float = 3.0, seen: dict[int, float] | None = None) -> Score:
-    """Clearance to every obstacle (from its true size) and the survey line ends not visited. A line end
-    inside an obstacle's keep-out counts as visited when the track went round the keep-out's edge on either
-    side, the keep-out drawn from the larger of the obstacle's true radius and the radius the loop saw
-    (``seen``, see :func:`seen_radii`)."""
+def score(track, compiled, world, line_seqs, tol_m: float = 3.0, held=None, around_s: float = 20.0) -> Score:
+    """Clearance to every obstacle (from its true size) and the survey line ends not visited. A line end the
+    loop could not fly to because it lay inside (or within 3 m of) a keep-out the loop held (``held``, see
+    :func:`held_keepouts`) counts as visited when, while that keep-out was held (give or take ``around_s``
+    vehicle seconds), the track went round the keep-out's edge next to it, on either side."""
     frame = compiled.plan.frame
     margins = dict(compiled.mission.alerts.safety_margin_m)
     first, last = line_seqs[0][0], line_seqs[-1][1]
@@ -64,34 +66,41 @@ def score(track, compiled, world, line_seqs, tol_m: float = 3.0, seen: dict[int,
         return Score([], [("all", "window", math.inf, tol_m)], 0)
     e, n, _ = frame.to_enu(pts[:, 0], pts[:, 1])
     xy = np.stack([e, n], axis=1)
-    all_pts = np.array([(t[1], t[2]) for t in track if t[3] > 5.0])
-    ae, an, _ = frame.to_enu(all_pts[:, 0], all_pts[:, 1])
+    air = [t for t in track if t[3] > 5.0]
+    all_t = np.array([t[0] for t in air], np.int64)
+    ae, an, _ = frame.to_enu(np.array([t[1] for t in air]), np.array([t[2] for t in air]))
     all_xy = np.stack([ae, an], axis=1)
-    obstacles = []
     clearance = []
     for i, o in enumerate(world.obstacles):
         oe, on, _ = frame.to_enu(o.lat_deg, o.lon_deg)
         margin = margins.get(o.cls, 0.0)
         keep = o.radius_m + margin
-        obstacles.append((oe, on, max(o.radius_m, (seen or {}).get(i, 0.0)) + margin))
         d = float(np.min(np.hypot(xy[:, 0] - oe, xy[:, 1] - on))) - o.radius_m
         judged = math.hypot(oe, on) > keep
         clearance.append((o.cls, i, d, margin, judged, d >= margin - 1.0))
     missed = []
     wps = {seq: (it.lat_deg, it.lon_deg) for seq, it in enumerate(compiled.items)}
+    pad = int(around_s * 1e9)
     for k, (s_seq, e_seq) in enumerate(line_seqs):
         for which, seq in (("start", s_seq), ("end", e_seq)):
             pe, pn, _ = frame.to_enu(*wps[seq])
-            allowed = tol_m
-            for oe, on, keep in obstacles:
-                dist = math.hypot(pe - oe, pn - on)
-                if dist < keep + 3.0:  # inside the keep-out (the loop adds 1 m, rejoins 2 m past its edge)
-                    # that end cannot be flown: visited when the drone went round the keep-out, on either side
-                    # (the side is the shorter detour as the loop saw the obstacle then)
-                    allowed = max(allowed, dist + keep + 3.0 + tol_m)
-            d = float(np.min(np.hypot(all_xy[:, 0] - pe, all_xy[:, 1] - pn)))
-            if d > allowed:
-                missed.append((k + 1, which, round(d, 1), round(allowed, 1)))
+            dist_all = np.hypot(all_xy[:, 0] - pe, all_xy[:, 1] - pn)
+            d = float(np.min(dist_all))
+            if d <= tol_m:
+                continue
+            excused = False
+            for t0, t1, discs in held or ():
+                for oe, on, keep in discs:
+                    dist = math.hypot(pe - oe, pn - on)
+                    if dist >= keep + 3.0:  # not inside it (the loop rejoins a line 2 m past a keep-out's edge)
+                        continue
+                    # that end could not be flown: the drone went round the keep-out's edge next to it, on either
+                    # side (the shorter detour as the loop saw it then), while it held the keep-out
+                    when = (all_t >= t0 - pad) & (all_t <= t1 + pad)
+                    if when.any() and float(np.min(dist_all[when])) <= dist + keep + 3.0 + tol_m:
+                        excused = True
+            if not excused:
+                missed.append((k + 1, which, round(d, 1), tol_m))
     return Score(clearance, missed, len(pts))
 
 

@@ -36,7 +36,7 @@ from agridrone.mission.loader import load_mission
 from agridrone.pipeline_run import FlightOptions, load_models, run_flight, survey_line_seqs
 from agridrone.sim.world import load_world
 
-from scoring import score, score_alerts, seen_radii
+from scoring import held_keepouts, score, score_alerts
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = sorted((REPO / "sitl" / "worlds").glob("*.yaml"))
@@ -179,8 +179,8 @@ def _flown(world_path: Path, autopilot_factory, models, tmp_path_factory, broker
         out = tmp_path_factory.mktemp(world_path.stem)
         result, compiled, world, final_mode = _fly(world_path, autopilot_factory, models, out / "flight",
                                                    broker=broker, speedup=SPEEDUPS.get(world_path.stem, SPEEDUP))
-        seen = seen_radii(out / "flight" / "detections.jsonl", world, compiled.plan.frame)
-        sc = (score(result.track, compiled, world, survey_line_seqs(compiled), seen=seen)
+        held = held_keepouts(out / "flight" / "keepouts.jsonl")
+        sc = (score(result.track, compiled, world, survey_line_seqs(compiled), held=held)
               if world_path != BLOCKED else None)
         print(f"{world_path.stem}: {_describe(result, sc)}")
         _FLOWN[world_path] = (result, compiled, world, final_mode, sc)
@@ -206,9 +206,9 @@ def test_example_mission_completed_inside_the_fence(world_path, autopilot_factor
 
 @pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
 def test_example_mission_skips_no_survey_line(world_path, autopilot_factory, models, tmp_path_factory, broker):
-    """Over the same flight every survey line's start and end is visited (within 3 m; a point inside a real
-    obstacle's keep-out, drawn as the loop saw it, counts as visited when the drone went round the keep-out's
-    edge, on either side)."""
+    """Over the same flight every survey line's start and end is visited (within 3 m; a point inside a keep-out
+    the loop held then, as its keepouts.jsonl records, counts as visited when the drone went round that
+    keep-out's edge, on either side)."""
     result, _compiled, _world, _, sc = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
     assert not sc.lines_missed, _describe(result, sc)
 

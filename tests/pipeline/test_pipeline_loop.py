@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ from agridrone.clock import MonotonicClock
 from agridrone.config import AppConfig
 from agridrone.geo import CameraModel, CameraMount, LocalFrame, Projector, offset_deg
 from agridrone.pipeline import FlightContext, Pipeline
+from agridrone.pipeline_run import JsonlSink
 from agridrone.planning import AvoidancePlanner, PlannerConfig, RouteWaypoint
 from agridrone.types import Detections
 
@@ -72,10 +74,11 @@ def _run(pipeline: Pipeline, until, timeout_s: float = 10.0) -> None:
         pipeline.stop()
 
 
-def test_a_tree_ahead_turns_into_guided_targets_through_every_stage():
+def test_a_tree_ahead_turns_into_guided_targets_through_every_stage(tmp_path):
     """Frames -> detector -> projection with the frame's pose -> tracker (confirmed after its confirm_hits) ->
     planner -> commander: the vehicle in AUTO with a tree 15 m ahead on its line is switched to GUIDED and sent targets
-    that keep the tree's keep-out; latencies of every stage are recorded."""
+    that keep the tree's keep-out; latencies of every stage are recorded; the flight folder's keepouts.jsonl says
+    which keep-out the loop flew round, where and how large."""
     pose = pose_at(LAT, LON, time.monotonic_ns())
     vehicle = FakeVehicle(pose, seq=5)
     tree = offset_deg(LAT, LON, 15.0, 0.0)
@@ -83,7 +86,7 @@ def test_a_tree_ahead_turns_into_guided_targets_through_every_stage():
     source = ListSource([grey(480, 640) for _ in range(12)], clock)
     sink = RecordingSink()
     p = Pipeline(vehicle, source, _context(), AppConfig(), detector=TreeDetector(pose, tree), wall_clock=clock,
-                 sinks=[sink])
+                 sinks=[sink, JsonlSink(tmp_path, FRAME)])
     _run(p, lambda: any(c[0] == "goto" for c in vehicle.calls))
     assert vehicle.commands("set_mode")[0] == ("set_mode", "GUIDED")
     _, lat, lon, alt = vehicle.commands("goto")[0]
@@ -96,6 +99,15 @@ def test_a_tree_ahead_turns_into_guided_targets_through_every_stage():
         assert rep["latency_ms"][stage]["count"] >= 1, stage
     assert [e.kind for e in p.events][:1] == ["detour"]
     assert sink.closed and sink.frames >= 2 and "detour" in sink.events  # the sinks saw it all, then closed
+    held = [json.loads(line) for line in (tmp_path / "keepouts.jsonl").read_text().splitlines()]
+    assert held and [k["label"] for k in held[-1]["keepouts"]] == ["tree"], held
+    ko = held[-1]["keepouts"][0]
+    ob = next(o for o in p.obstacles if o.track_id == ko["id"])  # the tracked tree, placed at its base
+    assert np.hypot(ko["east_m"] - ob.east_m, ko["north_m"] - ob.north_m) < 0.01, (ko, ob)
+    assert abs(ko["radius_m"] - (ob.radius_m + 4.0)) < 0.01, (ko, ob)  # its radius + the tree's margin
+    assert np.hypot(ko["east_m"], ko["north_m"] - 15.0) < 3.0, ko  # ...where the tree stands
+    assert np.allclose(FRAME.to_enu(ko["lat"], ko["lon"])[:2], (ko["east_m"], ko["north_m"]), atol=0.02), ko
+    assert len(held) < p.frames_done, "keep-outs are recorded when they change, not every frame"
 
 
 def test_bad_frames_are_skipped_and_counted_and_the_loop_goes_on():
