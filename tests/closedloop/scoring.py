@@ -119,9 +119,18 @@ class AlertScore:
     other: dict             # operational alerts (route blocked, avoidance stop, lost link/camera) by kind
 
     @property
+    def patches_ok(self) -> bool:
+        """Every stressed or weed patch above the threshold alerted exactly once, within 5 m of its centroid."""
+        return not self.patches_missed and all(n == 1 and err <= 5.0 for _, _, err, n in self.patch_errors_m)
+
+    @property
+    def objects_ok(self) -> bool:
+        """Every person/animal/vehicle in the field alerted once, at most one false alert."""
+        return all(n == 1 for _, _, n in self.objects) and len(self.false_alerts) <= 1
+
+    @property
     def ok(self) -> bool:
-        return (not self.patches_missed and all(n == 1 and err <= 5.0 for _, _, err, n in self.patch_errors_m)
-                and all(n == 1 for _, _, n in self.objects) and len(self.false_alerts) <= 1)
+        return self.patches_ok and self.objects_ok
 
     def describe(self) -> str:
         errs = [e for _, _, e, _ in self.patch_errors_m]

@@ -167,9 +167,16 @@ def _describe(result, sc) -> str:
 # run to run. The checks that need detections are therefore non-strict xfails
 # until the detector improves (issue 4): they run and print their distances, a failure is expected,
 # a pass is reported as XPASS. (Strict would make the suite fail on whichever world happened to fail.)
-DETECTOR_TOO_WEAK = pytest.mark.xfail(
-    strict=False, reason="shipped detector still sees some of the simulated camera's obstacles (people, poles) "
-                         "too late from survey altitude (issue 4/6)")
+TOO_WEAK_WHY = ("shipped detector still sees some of the simulated camera's obstacles (people, poles) too late "
+                "from survey altitude, or a pole as an animal (issue 4/6)")
+DETECTOR_TOO_WEAK = pytest.mark.xfail(strict=False, reason=TOO_WEAK_WHY)
+
+
+def _weak_detector_check(ok: bool, details: str) -> None:
+    """A DETECTOR_TOO_WEAK check that failed: xfail with its figures in the reason, so that the suite's summary
+    (``-ra``, which CI prints) says what failed without ``-s``."""
+    if not ok:
+        pytest.xfail(f"{details} [{TOO_WEAK_WHY}]")
 _FLOWN: dict[Path, tuple] = {}
 
 
@@ -219,7 +226,7 @@ def test_example_mission_keeps_clear_of_every_obstacle(world_path, autopilot_fac
                                                       broker):
     """Over the same flight the vehicle keeps at least (safety margin - 1 m) from every obstacle's edge."""
     result, _compiled, _world, _, sc = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
-    assert sc.clearance_ok, _describe(result, sc)
+    _weak_detector_check(sc.clearance_ok, sc.describe())
 
 
 def test_an_obstacle_blocking_the_only_way_through_stops_and_holds(autopilot_factory, models, tmp_path):
@@ -279,19 +286,38 @@ def test_every_alert_reaches_the_farm_office_exactly_once_across_a_broker_outage
     assert office["seen"] == committed, desc
 
 
-@DETECTOR_TOO_WEAK
-@pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
-def test_example_mission_alerts_each_patch_and_object_once(world_path, autopilot_factory, models, tmp_path_factory,
-                                                           broker):
-    """Issue 7's in-flight acceptance over the same flights: every stressed or weed patch above the mission's
-    threshold alerted exactly once within 5 m of its centroid, every person/animal/vehicle in the field once,
-    at most one false alert."""
+_ALERTS: dict[Path, object] = {}
+
+
+def _alert_score(world_path, autopilot_factory, models, tmp_path_factory, broker):
     from agridrone.alerts.records import read_alerts
 
-    result, compiled, world, _, _ = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
-    al = score_alerts(read_alerts(result.out_dir), compiled, world)
-    print(f"{world_path.stem} alerts: {al.describe()}")
-    assert al.ok, al.describe()
+    if world_path not in _ALERTS:
+        result, compiled, world, _, _ = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
+        _ALERTS[world_path] = score_alerts(read_alerts(result.out_dir), compiled, world)
+        print(f"{world_path.stem} alerts: {_ALERTS[world_path].describe()}")
+    return _ALERTS[world_path]
+
+
+@pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
+def test_example_mission_alerts_each_stressed_or_weed_patch_once(world_path, autopilot_factory, models,
+                                                                   tmp_path_factory, broker):
+    """Issue 7's in-flight acceptance over the same flights, from the plant-health map (the classifier, not the
+    detector): every stressed or weed patch above the mission's threshold alerted exactly once, within 5 m of its
+    centroid."""
+    al = _alert_score(world_path, autopilot_factory, models, tmp_path_factory, broker)
+    assert al.patches_ok, al.describe()
+
+
+@DETECTOR_TOO_WEAK
+@pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
+def test_example_mission_alerts_each_person_animal_and_vehicle_once(world_path, autopilot_factory, models,
+                                                                     tmp_path_factory, broker):
+    """Issue 7's in-flight acceptance over the same flights, from the detector's tracks: every person, animal and
+    vehicle standing in the field alerted once, at most one false alert (a pole the detector reads as an animal
+    is one)."""
+    al = _alert_score(world_path, autopilot_factory, models, tmp_path_factory, broker)
+    _weak_detector_check(al.objects_ok, al.describe())
 
 
 def test_the_flight_folder_holds_telemetry_latency_alerts_and_the_health_map(autopilot_factory, models,
