@@ -160,7 +160,7 @@ def _describe(result, sc) -> str:
             f"{sc.describe() if sc else ''}; events {[f'{e.kind}: {e.text}' for e in result.events if e.kind not in ('detour', 'resume')][:6]}")
 
 
-# The shipped detector (int8 mAP@0.5 0.45 on its own synthetic test split; see models/detector.md) finds the
+# The shipped detector (int8 mAP@0.5 0.48 on its own synthetic test split; see models/detector.md) finds the
 # simulated camera's trees, vehicles, buildings and animals from survey altitude, poles (read as animals)
 # mostly early enough since version 1.1, and people late: at 20x (about one frame per simulated second) a
 # flight may still pass a pole or a person it found one frame too late, and which world fails changes from
