@@ -166,9 +166,12 @@ class JsonlSink:
         self._ev = open(out_dir / "events.jsonl", "a", encoding="utf-8")
         self._ko = open(out_dir / "keepouts.jsonl", "a", encoding="utf-8")
         self._ko_last: tuple = ((), (), -(1 << 62))  # ids, rounded discs, t_ns of the last record
+        self._corr = open(out_dir / "corrections.jsonl", "a", encoding="utf-8")
+        self._corr_last = None
 
     def on_frame(self, r) -> None:
         self._keepouts(r)
+        self._correction(r)
         if not len(r.detections):
             return
         rec = {"t_ns": r.ts_ns, "frame": r.frame.index, "lat": round(r.pose.lat_deg, 7),
@@ -201,6 +204,25 @@ class JsonlSink:
         self._ko.flush()
         self._ko_last = (ids, discs, r.ts_ns)
 
+    def _correction(self, r) -> None:
+        """One line per new correction the planner asks for (a detour's waypoints, a hold, a resume), with where
+        the vehicle was: ``{"t_ns", "kind", "side", "obstacles", "resume_seq", "reason", "vehicle": [lat, lon],
+        "waypoints": [[lat, lon, alt_m], ...]}`` (and ``"vehicle_en"``/``"waypoints_en"`` in the local frame)."""
+        c = r.correction
+        if c is None or c == self._corr_last:
+            return
+        self._corr_last = c
+        rec = {"t_ns": r.ts_ns, "kind": c.kind.value, "side": c.side, "obstacles": list(c.obstacle_ids),
+               "resume_seq": c.resume_seq, "reason": c.reason,
+               "vehicle": [round(r.pose.lat_deg, 7), round(r.pose.lon_deg, 7)],
+               "waypoints": [[round(w.lat_deg, 7), round(w.lon_deg, 7), round(w.alt_m, 1)] for w in c.waypoints]}
+        if self._frame is not None:
+            rec["vehicle_en"] = [round(v, 2) for v in self._frame.to_enu(r.pose.lat_deg, r.pose.lon_deg)[:2]]
+            rec["waypoints_en"] = [[round(v, 2) for v in self._frame.to_enu(w.lat_deg, w.lon_deg)[:2]]
+                                   for w in c.waypoints]
+        self._corr.write(json.dumps(rec) + "\n")
+        self._corr.flush()
+
     def on_event(self, e: LoopEvent) -> None:
         self._ev.write(json.dumps({"t_ns": e.ts_ns, "kind": e.kind, "text": e.text}) + "\n")
         self._ev.flush()
@@ -209,6 +231,7 @@ class JsonlSink:
         self._det.close()
         self._ev.close()
         self._ko.close()
+        self._corr.close()
 
 
 def start_mission(vehicle, compiled, climb_timeout_s: float) -> None:

@@ -120,7 +120,9 @@ class PlannerConfig:
     - ``rejoin_offset_m`` (2): how far past the keep-out the detour rejoins the line.
     - ``min_gap_m`` (5): keep-outs closer than this along the route are passed as one.
     - ``reached_m`` (1.5): a detour waypoint within this distance counts as reached (if the leg
-      to the next one is clear from where the vehicle is; within ``node_clearance_m``, always). The
+      to the next one is clear from where the vehicle is, and from where it would stop braking at
+      ``decel_m_s2`` along its velocity: a corner passed at speed is cut on the inside of the turn;
+      within ``node_clearance_m``, always). The
       last one (the rejoin point) needs a quarter of it, or the vehicle stopped (below
       ``settled_speed_m_s``, 0.5) within it, so that AUTO resumes on the line.
     - ``hold_replan_s`` (0.5): while holding, the way ahead is checked every tick but a way round
@@ -287,6 +289,7 @@ class AvoidancePlanner:
         self._hold_planned_ns = 0
         self._sides: OrderedDict[int, tuple[str, frozenset[int]]] = OrderedDict()  # side, legs of that pass
         self.side_switches = 0
+        self.corners_slowed = 0  # ticks a detour corner was not yet passed because the vehicle was too fast
         self.held: tuple[tuple[int, str, float, float, float], ...] = ()  # keep-outs of the last update()
 
     # -- public -----------------------------------------------------------------------------
@@ -343,10 +346,18 @@ class AvoidancePlanner:
             last = j + 1 == len(d.waypoints_xy)
             if last and dist_m > cfg.reached_m / 4.0 and vehicle.speed_m_s > cfg.settled_speed_m_s:
                 continue  # the rejoin point: on the line itself, or stopped near it, so AUTO flies the line
-            # a waypoint counts as reached within reached_m only if the leg to the next one is clear from here:
-            # switching early at a corner of the keep-out must not cut into it (within node_clearance_m: always)
+            # a waypoint counts as reached within reached_m only if the leg to the next one is clear from here,
+            # and from where the vehicle's momentum carries it: a copter does not turn on the spot, it runs on
+            # about v^2 / 2a along its velocity while it turns, so switching at a corner at speed cuts the inside
+            # of the turn, into the keep-out the next leg skirts. Not switching, it keeps slowing down for the
+            # corner; within node_clearance_m the switch is always made.
             if not last and dist_m > cfg.node_clearance_m:
-                if not self._legs_clear(kos, [pos, d.waypoints_xy[j + 1]], tolerance_m=0.0):
+                nxt = d.waypoints_xy[j + 1]
+                if not self._legs_clear(kos, [pos, nxt], tolerance_m=0.0):
+                    continue
+                run_on = self._run_on_point(pos, vehicle)
+                if run_on != pos and not self._legs_clear(kos, [pos, run_on, nxt], tolerance_m=0.0):
+                    self.corners_slowed += 1
                     continue
             d.idx = j + 1
             d.correction = None
@@ -379,6 +390,14 @@ class AvoidancePlanner:
             d.correction = self._correction(d.waypoints_xy, d.alt_m, d.resume_seq, d.side, d.ids, why)
             return d.correction
         return self._start_detour(kos, pos, d.anchor_xy, d.anchor_route_idx, segs, group, on_route=False)
+
+    def _run_on_point(self, pos: tuple[float, float], vehicle: VehicleState) -> tuple[float, float]:
+        """Where the vehicle would stop braking at ``decel_m_s2`` along its velocity (``pos`` when settled)."""
+        v = vehicle.speed_m_s
+        if v <= self.config.settled_speed_m_s:
+            return pos
+        run_m = v * v / (2.0 * self.config.decel_m_s2)
+        return (pos[0] + vehicle.ve_m_s / v * run_m, pos[1] + vehicle.vn_m_s / v * run_m)
 
     def _legs_clear(self, kos: list[_KeepOut], legs: list[tuple[float, float]],
                     tolerance_m: float | None = None) -> bool:

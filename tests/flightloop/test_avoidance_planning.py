@@ -537,3 +537,41 @@ def test_a_keep_out_that_appears_round_the_vehicle_beside_the_route_mid_detour_i
     legs = legs_of(pos, c2)
     assert min_clearance(legs[1:], other, 4.0) >= -0.3
     assert abs(legs[-1][1]) < 0.5 and legs[-1][0] > 100.0  # back on the line, past the first tree
+
+
+def test_a_detour_corner_is_not_passed_at_a_speed_that_would_cut_into_the_keep_out():
+    """A copter does not turn on the spot: switched to the next waypoint at a corner while still fast, it runs on
+    along its old heading while it turns. The departure point in front of a tree (2 m short of the keep-out) is
+    passed only once the vehicle is slow enough that braking there keeps it out of the keep-out: at 8 m/s
+    (12.8 m to stop) 1 m short of it, it stays the target; at 1 m/s it is passed; right on it, always."""
+    rt = route((0, 0), (200, 0))
+    tree = ob(7, e=60.0, n=0.0, r=1.5)
+    planner = AvoidancePlanner(rt, box(-10, -40, 210, 40), FRAME)
+    first = planner.update([tree], VehicleState(45.0, 0.0, 2, 5.0, 0.0), 0)
+    assert first.kind is CorrectionKind.DETOUR
+    dep = enu(first.waypoints[0])
+    assert abs(dep[1]) < 1e-6 and 60.0 - 1.5 - 4.0 * CIRCUM - 2.5 < dep[0] < 60.0 - 5.5, dep  # on the line, in front
+    nxt = enu(first.waypoints[1])
+
+    def target(e, ve, t_ns):
+        c = planner.update([tree], VehicleState(e, 0.0, 2, ve, 0.0), t_ns)
+        return enu(c.waypoints[0])
+
+    assert target(dep[0] - 1.0, 8.0, 1) == pytest.approx(dep, abs=1e-6)
+    assert planner.corners_slowed >= 1
+    assert target(dep[0] - 1.0, 1.0, 2) == pytest.approx(nxt, abs=1e-6)
+
+
+def test_a_detour_corner_is_passed_at_speed_when_the_run_on_stays_clear():
+    """The same corner on a vehicle whose momentum points away from the keep-out is passed at 1.5 m at any
+    speed (no needless braking)."""
+    rt = route((0, 0), (200, 0))
+    tree = ob(7, e=60.0, n=0.0, r=1.5)
+    planner = AvoidancePlanner(rt, box(-10, -40, 210, 40), FRAME)
+    first = planner.update([tree], VehicleState(45.0, 0.0, 2, 5.0, 0.0), 0)
+    dep, nxt = enu(first.waypoints[0]), enu(first.waypoints[1])
+    away = (nxt[0] - dep[0], nxt[1] - dep[1])
+    norm = math.hypot(*away)
+    c = planner.update([tree], VehicleState(dep[0] - 1.0, 0.0, 2, 8.0 * away[0] / norm, 8.0 * away[1] / norm), 1)
+    assert enu(c.waypoints[0]) == pytest.approx(nxt, abs=1e-6)
+    assert planner.corners_slowed == 0
