@@ -389,7 +389,11 @@ class AvoidancePlanner:
             d.waypoints_xy, d.idx = path, 0
             d.correction = self._correction(d.waypoints_xy, d.alt_m, d.resume_seq, d.side, d.ids, why)
             return d.correction
-        return self._start_detour(kos, pos, d.anchor_xy, d.anchor_route_idx, segs, group, on_route=False)
+        # on the side already being flown: the obstacle estimate moved, grew, or its track was lost and found
+        # again under a new id (which has no side of its own yet), and turning round to the other side from
+        # here would carry the vehicle, at speed, across the keep-out's front
+        return self._start_detour(kos, pos, d.anchor_xy, d.anchor_route_idx, segs, group, on_route=False,
+                                  prefer_side=d.side)
 
     def _run_on_point(self, pos: tuple[float, float], vehicle: VehicleState) -> tuple[float, float]:
         """Where the vehicle would stop braking at ``decel_m_s2`` along its velocity (``pos`` when settled)."""
@@ -410,10 +414,11 @@ class AvoidancePlanner:
                     return False
         return bool(self._prepared_region.covers(LineString(legs)))
 
-    def _start_detour(self, kos, pos, anchor, route_idx, segs, group, *, on_route: bool) -> Correction:
+    def _start_detour(self, kos, pos, anchor, route_idx, segs, group, *, on_route: bool,
+                      prefer_side: str | None = None) -> Correction:
         s_in, s_out, members = group
         ids = tuple(sorted({kos[i].track_id for i in members}))
-        result = self._plan(kos, pos, segs, group, on_route=on_route)
+        result = self._plan(kos, pos, segs, group, on_route=on_route, prefer_side=prefer_side)
         for _ in range(2):
             # no way to the line just past these keep-outs (it may lie in a pocket closed by the next ones
             # and the field's edge): rejoin past the next group too, rather than hold for good
@@ -423,7 +428,7 @@ class AvoidancePlanner:
             if nxt is None:
                 break
             group = (s_in, nxt[1], group[2] | nxt[2])
-            retry = self._plan(kos, pos, segs, group, on_route=on_route)
+            retry = self._plan(kos, pos, segs, group, on_route=on_route, prefer_side=prefer_side)
             if not isinstance(retry, str):
                 result = retry
                 ids = tuple(sorted({kos[i].track_id for i in group[2]}))
@@ -526,11 +531,13 @@ class AvoidancePlanner:
             return None
         return s_in, s_out, members
 
-    def _plan(self, kos, start, segs, group, *, on_route: bool):
+    def _plan(self, kos, start, segs, group, *, on_route: bool, prefer_side: str | None = None):
         """A detour (path, side, resume_seq, alt_m) around ``group``, or the reason there is none.
 
         ``on_route``: the route polyline starts at the vehicle, so the detour can follow it up to the
-        departure point ``rejoin_offset_m`` before the keep-out (the mirror of the rejoin point)."""
+        departure point ``rejoin_offset_m`` before the keep-out (the mirror of the rejoin point).
+        ``prefer_side``: the side of the detour being flown, kept when none of these obstacles has a side of
+        its own for this pass (the other side only when there is no way round on this one)."""
         cfg = self.config
         s_in, s_out, members = group
         total = segs[-1].s0 + segs[-1].length
@@ -577,7 +584,8 @@ class AvoidancePlanner:
         # the side is kept for this pass of the route by these obstacles (its legs), not for ever: passed again
         # from another survey line, "left" is another place, and the old side may lead round far worse
         legs = frozenset(sg.end_seq for sg in segs if sg.s0 < s_out and sg.s0 + sg.length > s_in)
-        kept = next((self._sides[i][0] for i in ids if i in self._sides and self._sides[i][1] & legs), None)
+        kept = next((self._sides[i][0] for i in ids if i in self._sides and self._sides[i][1] & legs), None) \
+            or prefer_side
         paths = {}
         for side in ([kept] if kept else list(_SIDES)):
             paths[side] = self._shortest(kos, start, (gx, gy), free_outer, free_inner, barriers[side])

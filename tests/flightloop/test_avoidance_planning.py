@@ -575,3 +575,20 @@ def test_a_detour_corner_is_passed_at_speed_when_the_run_on_stays_clear():
     c = planner.update([tree], VehicleState(dep[0] - 1.0, 0.0, 2, 8.0 * away[0] / norm, 8.0 * away[1] / norm), 1)
     assert enu(c.waypoints[0]) == pytest.approx(nxt, abs=1e-6)
     assert planner.corners_slowed == 0
+
+
+def test_an_obstacle_found_again_under_a_new_track_id_mid_detour_keeps_the_side_being_flown():
+    """Mid-detour the tree's track is lost and found again under a new id, a little further south and larger, so
+    that the detour being flown (south of it, the shorter way round at first) must be replanned. The side is kept:
+    the new id has no side of its own yet, and choosing afresh (now north is shorter) would turn the vehicle
+    across the keep-out's front."""
+    rt = route((0, 0), (200, 0))
+    planner = AvoidancePlanner(rt, box(-10, -40, 210, 40), FRAME)
+    first = planner.update([ob(7, e=60.0, n=1.0, r=1.5)], VehicleState(45.0, 0.0, 2, 5.0, 0.0), 0)
+    assert first.kind is CorrectionKind.DETOUR and first.side == "right", first  # eastbound: right is south
+    again = ob(8, e=60.0, n=-1.0, r=2.5)
+    c = planner.update([again], VehicleState(47.0, 0.0, 2, 5.0, 0.0), int(0.4e9))
+    assert c.kind is CorrectionKind.DETOUR and c.side == "right" and c.obstacle_ids == (8,), c
+    assert min_clearance(legs_of((47.0, 0.0), c), again, 4.0) >= -1e-3
+    fresh = AvoidancePlanner(rt, box(-10, -40, 210, 40), FRAME)  # the same obstacle met anew: north is shorter
+    assert fresh.update([again], VehicleState(47.0, 0.0, 2, 5.0, 0.0), 0).side == "left"
