@@ -154,8 +154,9 @@ class FlightResult:
 
 
 class JsonlSink:
-    """The loop's records as JSON lines, flushed per record: detections (pixels and ground), events, and the
-    keep-outs the avoidance planner flew round (``keepouts.jsonl``)."""
+    """The loop's records as JSON lines, flushed per record: detections (pixels and ground), events, the
+    keep-outs the avoidance planner flew round (``keepouts.jsonl``) and the corrections it asked for
+    (``corrections.jsonl``)."""
 
     KEEPOUT_EVERY_S = 1.0  # the same obstacles, moved or grown: at most one record a vehicle second
 

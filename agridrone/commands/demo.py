@@ -6,7 +6,8 @@ a person and a tractor at the gate, a deer, a pole, stressed and weedy patches) 
 pose; the shipped models (models/detector.tflite, models/health.tflite) look at every frame; the
 tracker, the avoidance planner and the commander steer round what is in the way. Live progress
 (position, current line, detections, corrections) while it flies; a short summary and the path of the
-output folder (summary.json, track.geojson, detections.jsonl, events.jsonl, keepouts.jsonl, plan.plan) at the end.
+output folder (summary.json, track.geojson, detections.jsonl, events.jsonl, keepouts.jsonl,
+corrections.jsonl, plan.plan) at the end.
 """
 
 from __future__ import annotations
