@@ -36,7 +36,7 @@ from agridrone.mission.loader import load_mission
 from agridrone.pipeline_run import FlightOptions, load_models, run_flight, survey_line_seqs
 from agridrone.sim.world import load_world
 
-from scoring import held_keepouts, score, score_alerts
+from scoring import held_keepouts, score, score_alerts, telemetry_positions
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = sorted((REPO / "sitl" / "worlds").glob("*.yaml"))
@@ -187,7 +187,8 @@ def _flown(world_path: Path, autopilot_factory, models, tmp_path_factory, broker
         result, compiled, world, final_mode = _fly(world_path, autopilot_factory, models, out / "flight",
                                                    broker=broker, speedup=SPEEDUPS.get(world_path.stem, SPEEDUP))
         held = held_keepouts(out / "flight" / "keepouts.jsonl")
-        sc = (score(result.track, compiled, world, survey_line_seqs(compiled), held=held)
+        sc = (score(result.track, compiled, world, survey_line_seqs(compiled), held=held,
+                    telemetry=telemetry_positions(out / "flight" / "telemetry.tlog"))
               if world_path != BLOCKED else None)
         print(f"{world_path.stem}: {_describe(result, sc)}")
         _FLOWN[world_path] = (result, compiled, world, final_mode, sc)
@@ -213,7 +214,8 @@ def test_example_mission_completed_inside_the_fence(world_path, autopilot_factor
 
 @pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
 def test_example_mission_skips_no_survey_line(world_path, autopilot_factory, models, tmp_path_factory, broker):
-    """Over the same flight every survey line's start and end is visited (within 3 m; a point inside a keep-out
+    """Over the same flight every survey line's start and end is visited (within 3 m, by the loop's track or the
+    autopilot's telemetry in the .tlog; a point inside a keep-out
     the loop held then, as its keepouts.jsonl records, counts as visited when the drone went round that
     keep-out's edge, on either side)."""
     result, _compiled, _world, _, sc = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
