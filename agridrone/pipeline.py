@@ -412,7 +412,7 @@ class Pipeline:
         obstacles = outside_takeoff_site(outside_zones(self.obstacles, self.context.zones_enu),
                                          (vs.east_m, vs.north_m), self.context.home_en, self.planner.config.margins_m)
         correction = self.planner.update(obstacles, vs, now_v)
-        self.keepouts = tuple(getattr(self.planner, "held", ()))
+        self.keepouts = getattr(self.planner, "held", ())
         self.latency.add("plan", time.monotonic_ns() - t)
         t = time.monotonic_ns()
         sent = self.commander.tick(correction, now_v)

@@ -233,9 +233,7 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
         return {"map50": r["map50"], "map50_95": r["map50_95"]}
 
     core = nets.build_detector(len(names), None if crop != cfg.imgsz else cfg.imgsz, cfg.width)
-    init = _init(cfg, core, log)
-    if init:
-        data_desc += f"; {init}"
+    data_desc += _init(cfg, core, log)
     fit_fn = _Fit(cfg, batches, loss_obj, steps, work, quick_val, log)
     fit_fn(core, cfg.epochs, cfg.lr, "train")
     rep = [cache.model_view(it.image, np.random.default_rng([cfg.seed, k, 13]))[None].astype(np.float32) / 255.0
@@ -415,9 +413,7 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
         return {"accuracy": r["accuracy"]}
 
     core = nets.build_health(len(names), cfg.tile, cfg.width)
-    init = _init(cfg, core, log)
-    if init:
-        data_desc += f"; {init}"
+    data_desc += _init(cfg, core, log)
     fit_fn = _Fit(cfg, batches, loss_fn, steps, work, quick_val, log)
     fit_fn(core, cfg.epochs, cfg.lr, "train")
     rep = [x_train[k][None] for k in range(0, min(len(x_train), 400), 2)]
@@ -439,22 +435,19 @@ def train_health(cfg: Config, log: Callable[[str], None] = print) -> dict:
 
 
 def _init(cfg: Config, core, log) -> str:
-    """Load ``cfg.init`` into ``core``; the card's words for it ("" without one)."""
+    """Load ``cfg.init`` into ``core`` (a missing or broken file is nets.load_weights' ModelError); the words
+    the card's data line gets for it, "" without one."""
     if not cfg.init:
         return ""
-    from agridrone.errors import ModelError
     from agridrone.training import nets
 
     path = Path(cfg.init)
-    if not path.is_file():
-        raise ModelError(f"--init: expected a .weights.npz written by agridrone train (e.g. models/detector.weights.npz), "
-                         f"got {path} (not found)")
     r = nets.load_weights(core, path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     text = (f"started from {path.name} (sha256 {sha}...; {r['loaded']} of {r['tensors']} tensors"
             + (", output layers new for these classes)" if r["head_reinitialised"] else ")"))
     log(text)
-    return text
+    return f"; {text}"
 
 
 def _finish(cfg, task, names, tfl, metrics, fit_fn, core, data_desc, train_s, test, log, eval_int8) -> dict:
