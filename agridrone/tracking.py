@@ -11,20 +11,27 @@ How it works, per tick:
    stressed patches, shadows ...) and observations whose ``height_m`` is known to be 0 (something
    flat on the ground) are ignored: the ground is never an obstacle. So are observations below
    ``min_confidence``.
-2. **Associate** in ground metres: every (track, observation) pair of compatible classes whose
+2. **One frame, one object, one observation.** Observations of one frame of compatible classes whose discs
+   are duplicates by the merge rule of step 6 (the detector's boxes of one animal labelled both animal and
+   person, or one object cut by two overlapping tiles) become one observation: the disc enclosing them,
+   every label's vote kept. Otherwise the two halves could seed two tracks that each go on being fed.
+3. **Associate** in ground metres: every (track, observation) pair of compatible classes whose
    distance between the track's position predicted to the observation's time and the observation
    is within ``gate_m`` is a candidate; candidates are taken greedily by increasing distance, one
    observation per track and one track per observation.
-3. **Correct.** Static classes (trees, poles ...) average their observations (a running mean for
+4. **Correct.** Static classes (trees, poles ...) average their observations (a running mean for
    the first hits, then an exponential average). Moving classes (person, animal, vehicle) run an
    alpha-beta constant-velocity filter and report ``ve_m_s``/``vn_m_s`` and ``moving``.
-4. **Create** a tentative track for each observation left over; a track is confirmed after
+5. **Create** a tentative track for each observation left over; a track is confirmed after
    ``confirm_hits`` hits.
-5. **Forget** confirmed tracks ``forget_after_s`` after their last hit (tentative ones after
+6. **Forget** confirmed tracks ``forget_after_s`` after their last hit (tentative ones after
    ``tentative_forget_after_s``).
-6. **Merge** duplicates: two tracks of compatible classes whose centres lie within
+7. **Merge** duplicates: two tracks of compatible classes whose centres lie within
    ``merge_fraction`` x the larger radius of each other become one (the disc enclosing both, so a
-   merge never shrinks a keep-out).
+   merge never shrinks a keep-out). So do two tracks of moving classes within ``exclusive_merge_m`` of
+   each other that have never been hit in the same frame: one object whose track ran off on a noisy
+   velocity (a projection 2 m off from a tilted frame) and was found again beside it under a new track.
+   Two real objects close together are seen in the same frame sooner or later and then stay apart.
 
 The tracker never changes its inputs; its state lives in the instance (no module state) and it
 must be driven from one thread (ARCHITECTURE rule 8).
@@ -119,6 +126,8 @@ class TrackerConfig:
     - ``merge_fraction``: duplicates merge when their centres are closer than this times the
       larger radius (1.0: one centre inside the other's disc); ``merge_min_m`` is the floor of
       that distance for point-like objects (0.5 m).
+    - ``exclusive_merge_m``: tracks of moving classes closer than this that were never hit in the same
+      frame are one object (3 m, the association gate; 0: off).
     - ``heights_m`` / ``unknown_height_m``: height reported when no observation gave one.
     """
 
@@ -139,6 +148,7 @@ class TrackerConfig:
     moving_speed_m_s: float = 0.5
     merge_fraction: float = 1.0
     merge_min_m: float = 0.5
+    exclusive_merge_m: float = 3.0
     heights_m: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_HEIGHTS_M))
     unknown_height_m: float = 5.0
 
@@ -160,6 +170,9 @@ class TrackerConfig:
             raise ValueError(f"confirm_hits: expected >= 1, got {self.confirm_hits}")
         if self.merge_fraction < 0 or self.merge_min_m < 0:
             raise ValueError(f"merge_fraction/merge_min_m: expected >= 0, got {self.merge_fraction}/{self.merge_min_m}")
+        _check_finite("exclusive_merge_m", self.exclusive_merge_m)
+        if self.exclusive_merge_m < 0:
+            raise ValueError(f"exclusive_merge_m: expected >= 0, got {self.exclusive_merge_m}")
         if any(h <= 0 for h in self.heights_m.values()):
             raise ValueError(f"heights_m: expected heights > 0, got {dict(self.heights_m)}")
 
@@ -168,11 +181,12 @@ class _Track:
     """Mutable state of one track; private to the tracker."""
 
     __slots__ = ("track_id", "votes", "east_m", "north_m", "ve_m_s", "vn_m_s", "radius_m", "confidence",
-                 "height_m", "hits", "first_seen_ns", "last_seen_ns", "state_ns")
+                 "height_m", "hits", "first_seen_ns", "last_seen_ns", "state_ns", "seen_with")
 
-    def __init__(self, track_id: int, det: GroundDetection) -> None:
+    def __init__(self, track_id: int, det: GroundDetection, votes: Mapping[str, float] | None = None) -> None:
         self.track_id = track_id
-        self.votes: dict[str, float] = {det.label: det.confidence}
+        self.votes: dict[str, float] = dict(votes) if votes else {det.label: det.confidence}
+        self.seen_with: set[int] = set()   # ids of tracks hit in the same frame as this one
         self.east_m = float(det.east_m)
         self.north_m = float(det.north_m)
         self.ve_m_s = 0.0
@@ -215,7 +229,8 @@ class ObstacleTracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._now_ns: int | None = None
-        self.merges = 0        # duplicates merged so far
+        self.merges = 0        # duplicate tracks merged so far
+        self.fused = 0         # duplicate observations of one frame fused so far
         self.ignored = 0       # observations ignored (ground, other classes, low confidence)
 
     # -- public -----------------------------------------------------------------------------
@@ -265,13 +280,40 @@ class ObstacleTracker:
     def _is_moving_class(self, track: _Track) -> bool:
         return track.label in self.config.moving_classes
 
-    def _associate_and_correct(self, dets: list[GroundDetection]) -> None:
+    def _is_duplicate(self, dist_m: float, radius_a: float, radius_b: float) -> bool:
+        """Are two discs this far apart one object (one centre inside the other's disc)?"""
         cfg = self.config
+        return dist_m <= max(cfg.merge_fraction * max(radius_a, radius_b), cfg.merge_min_m)
+
+    def _one_per_object(self, dets: list[GroundDetection]) -> list[tuple[GroundDetection, dict[str, float]]]:
+        """Fuse observations of one frame that are duplicates of each other; each comes with its votes."""
+        order = sorted(range(len(dets)), key=lambda i: -dets[i].confidence)
+        out: list[tuple[GroundDetection, dict[str, float]]] = []
+        for i in order:
+            d = dets[i]
+            for k, (m, votes) in enumerate(out):
+                dist = math.hypot(d.east_m - m.east_m, d.north_m - m.north_m)
+                if m.ts_ns == d.ts_ns and self._compatible(m.label, d.label) \
+                        and self._is_duplicate(dist, m.radius_m, d.radius_m):
+                    e, n, r = _enclosing(m.east_m, m.north_m, m.radius_m, d.east_m, d.north_m, d.radius_m, dist)
+                    height = m.height_m if d.height_m is None else d.height_m if m.height_m is None \
+                        else max(m.height_m, d.height_m)
+                    votes[d.label] = votes.get(d.label, 0.0) + d.confidence
+                    out[k] = (GroundDetection(m.label, e, n, r, m.confidence, m.ts_ns, height), votes)
+                    self.fused += 1
+                    break
+            else:
+                out.append((d, {d.label: d.confidence}))
+        return out
+
+    def _associate_and_correct(self, raw: list[GroundDetection]) -> None:
+        cfg = self.config
+        dets = self._one_per_object(raw)
         pairs: list[tuple[float, int, int]] = []
         for ti, tr in enumerate(self._tracks):
             label = tr.label
-            for di, d in enumerate(dets):
-                if not self._compatible(label, d.label):
+            for di, (d, votes) in enumerate(dets):
+                if not any(self._compatible(label, lb) for lb in votes):
                     continue
                 pe, pn = tr.predict(d.ts_ns)
                 dist = math.hypot(d.east_m - pe, d.north_m - pn)
@@ -280,20 +322,28 @@ class ObstacleTracker:
         pairs.sort()
         used_t: set[int] = set()
         used_d: set[int] = set()
+        hit: list[_Track] = []
         for _, ti, di in pairs:
             if ti in used_t or di in used_d:
                 continue
             used_t.add(ti)
             used_d.add(di)
-            self._correct(self._tracks[ti], dets[di])
-        for di, d in enumerate(dets):
+            self._correct(self._tracks[ti], *dets[di])
+            hit.append(self._tracks[ti])
+        for di, (d, votes) in enumerate(dets):
             if di not in used_d:
-                self._tracks.append(_Track(self._next_id, d))
+                self._tracks.append(_Track(self._next_id, d, votes))
+                hit.append(self._tracks[-1])
                 self._next_id += 1
+        if len(hit) > 1:  # what was seen together is not one object
+            ids = {t.track_id for t in hit}
+            for t in hit:
+                t.seen_with |= ids - {t.track_id}
 
-    def _correct(self, tr: _Track, d: GroundDetection) -> None:
+    def _correct(self, tr: _Track, d: GroundDetection, votes: Mapping[str, float]) -> None:
         cfg = self.config
-        tr.votes[d.label] = tr.votes.get(d.label, 0.0) + d.confidence
+        for label, v in votes.items():
+            tr.votes[label] = tr.votes.get(label, 0.0) + v
         gain = max(cfg.static_gain, 1.0 / (tr.hits + 1))
         if self._is_moving_class(tr):
             dt = (d.ts_ns - tr.state_ns) / 1e9
@@ -344,6 +394,7 @@ class ObstacleTracker:
 
     def _merge(self) -> None:
         cfg = self.config
+        exclusive_m = cfg.exclusive_merge_m
         merged = True
         while merged:
             merged = False
@@ -354,10 +405,17 @@ class ObstacleTracker:
                     if not self._compatible(a.label, b.label):
                         continue
                     d = math.hypot(a.east_m - b.east_m, a.north_m - b.north_m)
-                    if d <= max(cfg.merge_fraction * max(a.radius_m, b.radius_m), cfg.merge_min_m):
+                    if self._is_duplicate(d, a.radius_m, b.radius_m) or (
+                            d <= exclusive_m and self._is_moving_class(a) and self._is_moving_class(b)
+                            and b.track_id not in a.seen_with):
                         keep, drop = (a, b) if (a.hits, -a.track_id) >= (b.hits, -b.track_id) else (b, a)
                         self._absorb(keep, drop, d)
                         self._tracks = [t for t in tracks if t is not drop]
+                        for t in self._tracks:   # whatever was seen with the dropped one was seen with the kept
+                            if drop.track_id in t.seen_with:
+                                t.seen_with.discard(drop.track_id)
+                                if t is not keep:
+                                    t.seen_with.add(keep.track_id)
                         self.merges += 1
                         merged = True
                         break
@@ -369,15 +427,8 @@ class ObstacleTracker:
         w1, w2 = keep.hits, drop.hits
         total = w1 + w2
         # the disc enclosing both discs: a merge never shrinks what the planner keeps out of
-        if dist_m + drop.radius_m <= keep.radius_m:
-            ce, cn, r = keep.east_m, keep.north_m, keep.radius_m
-        elif dist_m + keep.radius_m <= drop.radius_m:
-            ce, cn, r = drop.east_m, drop.north_m, drop.radius_m
-        else:
-            r = (dist_m + keep.radius_m + drop.radius_m) / 2.0
-            ux, uy = (drop.east_m - keep.east_m) / dist_m, (drop.north_m - keep.north_m) / dist_m
-            shift = r - keep.radius_m
-            ce, cn = keep.east_m + ux * shift, keep.north_m + uy * shift
+        ce, cn, r = _enclosing(keep.east_m, keep.north_m, keep.radius_m, drop.east_m, drop.north_m, drop.radius_m,
+                               dist_m)
         keep.east_m, keep.north_m, keep.radius_m = ce, cn, r
         keep.ve_m_s = (keep.ve_m_s * w1 + drop.ve_m_s * w2) / total
         keep.vn_m_s = (keep.vn_m_s * w1 + drop.vn_m_s * w2) / total
@@ -390,6 +441,7 @@ class ObstacleTracker:
         keep.first_seen_ns = min(keep.first_seen_ns, drop.first_seen_ns)
         keep.last_seen_ns = max(keep.last_seen_ns, drop.last_seen_ns)
         keep.state_ns = max(keep.state_ns, drop.state_ns)
+        keep.seen_with |= drop.seen_with - {keep.track_id}
 
     def _position(self, tr: _Track, now_ns: int) -> tuple[float, float]:
         """Where the track is at ``now_ns``: moving classes are predicted along their velocity."""
@@ -410,3 +462,15 @@ class ObstacleTracker:
                         moving=moving_class and tr.hits >= 2 and speed > cfg.moving_speed_m_s,
                         ve_m_s=tr.ve_m_s, vn_m_s=tr.vn_m_s, height_m=float(height),
                         labels=tr.labels(cfg.label_share_floor))
+
+
+def _enclosing(ae: float, an: float, ar: float, be: float, bn: float, br: float,
+               dist_m: float) -> tuple[float, float, float]:
+    """The smallest disc enclosing disc a and disc b, their centres ``dist_m`` apart: (east, north, radius)."""
+    if dist_m + br <= ar:
+        return ae, an, ar
+    if dist_m + ar <= br:
+        return be, bn, br
+    r = (dist_m + ar + br) / 2.0
+    shift = r - ar
+    return ae + (be - ae) / dist_m * shift, an + (bn - an) / dist_m * shift, r
