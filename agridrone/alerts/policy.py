@@ -10,8 +10,10 @@
   the two are seen at once under their own tracks (two animals of a herd) more than
   ``object_min_separation_m`` apart: closer than that they are one object the tracker split in two (a
   detection on each of two overlapping detector tiles). An object is alerted once its track has
-  ``object_min_hits`` sightings (its label is a vote over them); a track keeps the kind it was first
-  alerted as even if later votes relabel it (a cow the detector also called a person is one alert).
+  ``object_min_hits`` sightings (its label is a vote over them); while its votes disagree on the kind
+  (labels of two kinds each hold a share of the votes: a deer read as a person in two of its first three
+  frames), once it has ``object_settle_hits``. A track keeps the kind it was first alerted as even if later
+  votes relabel it (a cow the detector also called a person is one alert).
   A vehicle standing against a building confirmed at any time in the flight (buildings do not move; within
   its radius + ``vehicle_at_building_m``) is not a
   vehicle in the field: farm vehicles are parked by barns, and from survey altitude the detector reads a
@@ -81,6 +83,7 @@ class AlertPolicyConfig:
     zone_growth_fraction: float = 0.25
     min_object_confidence: float = 0.5
     object_min_hits: int = 3
+    object_settle_hits: int = 6
     vehicle_at_building_m: float = 2.0
     object_same_radius_m: float = 8.0
     object_min_separation_m: float = 1.5
@@ -107,9 +110,10 @@ class AlertPolicyConfig:
                 raise ConfigError(f"alerts.{name}: expected 0..1, got {v!r}")
         if not isinstance(self.rate_per_min, (int, float)) or self.rate_per_min <= 0:
             raise ConfigError(f"alerts.rate_per_min: expected a number > 0, got {self.rate_per_min!r}")
-        if isinstance(self.object_min_hits, bool) or not isinstance(self.object_min_hits, int) \
-                or self.object_min_hits < 1:
-            raise ConfigError(f"alerts.object_min_hits: expected an integer >= 1, got {self.object_min_hits!r}")
+        for name in ("object_min_hits", "object_settle_hits"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"alerts.{name}: expected an integer >= 1, got {v!r}")
         if not isinstance(self.burst, int) or self.burst < 1:
             raise ConfigError(f"alerts.burst: expected an integer >= 1, got {self.burst!r}")
         groups = self.same_object_kinds
@@ -235,6 +239,9 @@ class AlertPolicy:
                 continue
             if not self._in_field(ob.lat_deg, ob.lon_deg):
                 continue
+            if ob.track_id not in self._track_kind and ob.hits < cfg.object_settle_hits and \
+                    len({cfg.object_labels.get(lb.lower(), lb) for lb in (ob.labels or (ob.label,))}) > 1:
+                continue   # not sure yet what it is: a few more sightings settle the vote
             if ob.track_id not in self._track_kind and category == "vehicle" and any(
                     math.hypot(ob.east_m - e, ob.north_m - n) <= r + cfg.vehicle_at_building_m for e, n, r in buildings):
                 continue

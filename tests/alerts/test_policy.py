@@ -20,11 +20,12 @@ FRAME = LocalFrame(*HOME)
 AT_ONCE = {"zone_min_looks": 1, "zone_settled_looks": 1}  # zones alerted on their first look (unit checks)
 
 
-def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0, hits=5):
+def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0, hits=5,
+             labels=()):
     lat, lon = offset_deg(HOME[0], HOME[1], north_m, east_m)
     return Obstacle(track_id=track_id, label=label, lat_deg=lat, lon_deg=lon, east_m=east_m, north_m=north_m,
                     radius_m=0.5, confidence=confidence, hits=hits, first_seen_ns=0, last_seen_ns=t_ns,
-                    confirmed=confirmed)
+                    confirmed=confirmed, labels=labels or (label,))
 
 
 def test_one_alert_per_zone_and_growth_is_a_revision():
@@ -194,6 +195,26 @@ def test_an_object_is_alerted_once_its_label_has_votes_and_keeps_its_first_kind(
     assert (a2.alert_id, a2.kind, a2.revision, a2.label) == (a.alert_id, AlertKind.ANIMAL, 2, "animal")
     (b,) = policy.on_obstacles([obstacle(9, "person", hits=3, north_m=80, east_m=80, t_ns=5 * S)], 5 * S)
     assert b.kind is AlertKind.PERSON                                        # a real person elsewhere
+
+
+def test_an_object_whose_votes_disagree_on_its_kind_is_alerted_once_the_vote_has_settled():
+    """The cereal flight's deer: its first three sightings voted person 1.06 to animal 0.6 and it was alerted
+    as a person; by its sixth the vote was animal 2.5 to person 1.1. While a track's labels span two kinds it
+    waits for object_settle_hits sightings; a track whose labels agree is alerted at object_min_hits."""
+    policy = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_min_hits=3, object_settle_hits=6))
+    for hits, label in ((3, "person"), (4, "animal"), (5, "animal")):
+        other = "animal" if label == "person" else "person"
+        assert policy.on_obstacles([obstacle(37, label, hits=hits, labels=(label, other), t_ns=hits * S)],
+                                   hits * S) == []
+    (a,) = policy.on_obstacles([obstacle(37, "animal", hits=6, labels=("animal", "person"), t_ns=6 * S)], 6 * S)
+    assert (a.kind, a.label) == (AlertKind.ANIMAL, "animal")
+    (b,) = policy.on_obstacles([obstacle(40, "person", hits=3, north_m=80, east_m=80, t_ns=7 * S)], 7 * S)
+    assert b.kind is AlertKind.PERSON                        # a person the detector is sure of: not delayed
+    cow = obstacle(41, "cow", hits=3, north_m=-60, labels=("cow", "animal"), t_ns=8 * S)
+    assert [x.kind for x in policy.on_obstacles([cow], 8 * S)] == [AlertKind.ANIMAL]   # two names, one kind
+    eager = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0, object_min_hits=3, object_settle_hits=3))
+    (c,) = eager.on_obstacles([obstacle(37, "person", hits=3, labels=("person", "animal"), t_ns=3 * S)], 3 * S)
+    assert c.kind is AlertKind.PERSON                        # the flight's alert, without the wait
 
 
 def test_a_cow_lost_and_found_again_as_a_person_is_the_same_alert_a_farmer_beside_it_is_not():
