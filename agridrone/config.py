@@ -184,8 +184,12 @@ def _tracker_defaults():
     # and people and animals associate with each other: from survey altitude the detector often calls one
     # object a person in one frame and an animal in the next; one track, labelled by its votes, is one alert
     # (the planner keeps the larger margin of both labels)
+    # and a confirmed tree/pole/building is kept two minutes without a hit, not 3 s: seen again from the next
+    # line it is the same track (ObstacleMemory would keep it too, but a fresh track would restart its position
+    # from a few sightings, up to 2 m off where the vehicle was already flying round the old one)
     return TrackerConfig(tentative_forget_after_s=3.0, moving_speed_m_s=1.0, confirm_hits=2,
-                         static_tentative_forget_after_s=120.0, class_groups=(("person", "animal"),))
+                         static_forget_after_s=120.0, static_tentative_forget_after_s=120.0,
+                         class_groups=(("person", "animal"),))
 
 
 def _planner_defaults():

@@ -11,21 +11,22 @@ How it works, per tick:
    stressed patches, shadows ...) and observations whose ``height_m`` is known to be 0 (something
    flat on the ground) are ignored: the ground is never an obstacle. So are observations below
    ``min_confidence``.
-2. **One frame, one object, one observation.** Observations of one frame of compatible classes whose discs
-   are duplicates by the merge rule of step 6 (the detector's boxes of one animal labelled both animal and
+2. **Forget** confirmed tracks ``forget_after_s`` after their last hit (tentative ones after
+   ``tentative_forget_after_s``; those of classes that do not move after their own ``static_*`` times),
+   before this tick's observations are associated: a track past its time is not revived.
+3. **One frame, one object, one observation.** Observations of one frame of compatible classes whose discs
+   are duplicates by the merge rule of step 7 (the detector's boxes of one animal labelled both animal and
    person, or one object cut by two overlapping tiles) become one observation: the disc enclosing them,
    every label's vote kept. Otherwise the two halves could seed two tracks that each go on being fed.
-3. **Associate** in ground metres: every (track, observation) pair of compatible classes whose
+4. **Associate** in ground metres: every (track, observation) pair of compatible classes whose
    distance between the track's position predicted to the observation's time and the observation
    is within ``gate_m`` is a candidate; candidates are taken greedily by increasing distance, one
    observation per track and one track per observation.
-4. **Correct.** Static classes (trees, poles ...) average their observations (a running mean for
+5. **Correct.** Static classes (trees, poles ...) average their observations (a running mean for
    the first hits, then an exponential average). Moving classes (person, animal, vehicle) run an
    alpha-beta constant-velocity filter and report ``ve_m_s``/``vn_m_s`` and ``moving``.
-5. **Create** a tentative track for each observation left over; a track is confirmed after
+6. **Create** a tentative track for each observation left over; a track is confirmed after
    ``confirm_hits`` hits.
-6. **Forget** confirmed tracks ``forget_after_s`` after their last hit (tentative ones after
-   ``tentative_forget_after_s``).
 7. **Merge** duplicates: two tracks of compatible classes whose centres lie within
    ``merge_fraction`` x the larger radius of each other become one (the disc enclosing both, so a
    merge never shrinks a keep-out). So do two tracks of moving classes within ``exclusive_merge_m`` of
@@ -112,6 +113,11 @@ class TrackerConfig:
     - ``confirm_hits``: hits to confirm a track (3).
     - ``forget_after_s`` / ``tentative_forget_after_s``: seconds without a hit before a confirmed /
       tentative track is dropped (3 s / 1 s).
+    - ``static_forget_after_s``: seconds without a hit before a confirmed track of a class that does not
+      move is dropped, if set (None: ``forget_after_s``). A tree out of view for a while and seen again
+      (the survey line turned away from it and back) is then still its old track: its new sightings refine
+      the position averaged over the old ones instead of starting a new track that may land 2 m away from
+      the keep-out the vehicle is flying round.
     - ``static_tentative_forget_after_s``: the same for a tentative track of a class that does not move
       (not in ``moving_classes``), if set (None: as the others). A tree seen once from one survey line and
       again from the next is confirmed by the second sighting even a minute later: it has not gone
@@ -140,6 +146,7 @@ class TrackerConfig:
     confirm_hits: int = 3
     forget_after_s: float = 3.0
     tentative_forget_after_s: float = 1.0
+    static_forget_after_s: float | None = None
     static_tentative_forget_after_s: float | None = None
     static_gain: float = 0.3
     alpha: float = 0.3
@@ -163,6 +170,8 @@ class TrackerConfig:
             v = getattr(self, name)
             if not v > 0:
                 raise ValueError(f"{name}: expected > 0, got {v}")
+        if self.static_forget_after_s is not None and not self.static_forget_after_s > 0:
+            raise ValueError(f"static_forget_after_s: expected > 0 or None, got {self.static_forget_after_s}")
         if self.static_tentative_forget_after_s is not None and not self.static_tentative_forget_after_s > 0:
             raise ValueError(f"static_tentative_forget_after_s: expected > 0 or None, got "
                              f"{self.static_tentative_forget_after_s}")
@@ -242,8 +251,8 @@ class ObstacleTracker:
             raise ValueError(f"now_ns: expected a non-decreasing tick time, got {now_ns} after {self._now_ns}")
         self._now_ns = now_ns
         dets = self._accepted(detections)
+        self._forget(now_ns)    # first: a track past its time is not revived by this tick's observations
         self._associate_and_correct(dets)
-        self._forget(now_ns)
         self._merge()
         tracks = sorted(self._tracks, key=lambda t: t.track_id)
         if not tracks:
@@ -384,6 +393,8 @@ class ObstacleTracker:
         for tr in self._tracks:
             if tr.hits >= cfg.confirm_hits:
                 limit_s = cfg.forget_after_s
+                if cfg.static_forget_after_s is not None and tr.label not in cfg.moving_classes:
+                    limit_s = cfg.static_forget_after_s
             elif cfg.static_tentative_forget_after_s is not None and tr.label not in cfg.moving_classes:
                 limit_s = cfg.static_tentative_forget_after_s
             else:

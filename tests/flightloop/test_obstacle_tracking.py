@@ -201,6 +201,28 @@ def test_a_tree_seen_again_from_the_next_line_is_confirmed_a_walker_is_not():
         assert not by_label["person"].confirmed and by_label["person"].hits == 1
 
 
+def test_a_tree_seen_again_after_a_minute_out_of_view_is_still_its_track_with_static_forget():
+    """A confirmed tree out of view for 60 s and seen again 1.5 m off (another viewing angle): with
+    static_forget_after_s it is the same track, its position refined, not restarted; without it the old
+    track is gone and a new one starts where the new sightings put it. A walker is forgotten after 3 s."""
+    s = 1_000_000_000
+    for static_forget, same in ((120.0, True), (None, False)):
+        tr = ObstacleTracker(FRAME, TrackerConfig(static_forget_after_s=static_forget))
+        first = run(tr, [[det(e=10.0), det("person", e=-30.0)]] * 5)
+        tree_id = next(o.track_id for o in first if o.label == "tree")
+        obs = ()
+        for k in range(3):
+            t = 60 * s + k * DT_NS
+            obs = tr.update([det(e=11.5, ts=t)], t)
+        (tree,) = [o for o in obs if o.label == "tree"]
+        assert not any(o.label == "person" for o in obs)
+        assert (tree.track_id == tree_id) is same
+        if same:
+            assert tree.hits == 8 and 10.0 < tree.east_m < 11.5
+        else:
+            assert tree.hits == 3
+
+
 def test_a_class_group_makes_one_track_of_an_object_the_detector_calls_two_things():
     """A cow the detector calls an animal in most frames and a person in some (also both in one frame): with
     person and animal grouped it is one track labelled animal, listing person too (the planner keeps the larger
