@@ -276,7 +276,8 @@ class AlertPolicy:
         for oid in correction.obstacle_ids:
             ob = obstacles.get(oid)
             lat, lon = (ob.lat_deg, ob.lon_deg) if ob else (lat_deg, lon_deg)
-            st = self._object_state(AlertKind.ROUTE_BLOCKED, oid, lat, lon, now_ns)
+            st = self._object_state(AlertKind.ROUTE_BLOCKED, oid, lat, lon, now_ns,
+                                    same_within_m=ob.radius_m if ob else 0.0)
             st.last_seen_ns = now_ns
             if st.revision or st.alert_id in self._queue:
                 continue
@@ -346,9 +347,14 @@ class AlertPolicy:
             revision=st.revision + 1, area_m2=float(area_m2), polygon=polygon, thumbnail_jpeg=thumbnail,
             properties=props)
 
-    def _object_state(self, kind: AlertKind, track_id: int, lat: float, lon: float, now_ns: int) -> _Tracked:
+    def _object_state(self, kind: AlertKind, track_id: int, lat: float, lon: float, now_ns: int, *,
+                      same_within_m: float = 0.0) -> _Tracked:
+        """The alert state of ``track_id``: its own, or that of the object it is (see the module docstring).
+        ``same_within_m``: closer than this (or ``object_min_separation_m``) to an object seen at the same time
+        it is that object all the same (a blocking tree's radius: a centre inside its disc is the tree)."""
         alert_id = self._track_alert.get((kind.value, track_id))
         if alert_id is None:  # the same object under a new track id?
+            separation_m = max(self.config.object_min_separation_m, same_within_m)
             memory_ns = self.config.object_memory_s * 1e9
             kin = {kind.value}.union(*(g for g in self.config.same_object_kinds if kind.value in g))
             near = [st for st in self._tracked.values()
@@ -357,7 +363,7 @@ class AlertPolicy:
                     and _dist_m(st.lat_deg, st.lon_deg, lat, lon) <= self.config.object_same_radius_m
                     and (st.alert_id not in {a for (k, t), a in self._track_alert.items() if k in kin
                                              and t != track_id and self._recent(a, now_ns)}
-                         or _dist_m(st.lat_deg, st.lon_deg, lat, lon) < self.config.object_min_separation_m)]
+                         or _dist_m(st.lat_deg, st.lon_deg, lat, lon) < separation_m)]
             if near:
                 alert_id = min(near, key=lambda s: _dist_m(s.lat_deg, s.lon_deg, lat, lon)).alert_id
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,10 +23,10 @@ AT_ONCE = {"zone_min_looks": 1, "zone_settled_looks": 1}  # zones alerted on the
 
 
 def obstacle(track_id, label="person", north_m=20.0, east_m=20.0, confirmed=True, confidence=0.9, t_ns=0, hits=5,
-             labels=()):
+             labels=(), radius_m=0.5):
     lat, lon = offset_deg(HOME[0], HOME[1], north_m, east_m)
     return Obstacle(track_id=track_id, label=label, lat_deg=lat, lon_deg=lon, east_m=east_m, north_m=north_m,
-                    radius_m=0.5, confidence=confidence, hits=hits, first_seen_ns=0, last_seen_ns=t_ns,
+                    radius_m=radius_m, confidence=confidence, hits=hits, first_seen_ns=0, last_seen_ns=t_ns,
                     confirmed=confirmed, labels=labels or (label,))
 
 
@@ -313,6 +315,29 @@ def test_events_once_per_episode_and_stable_keys():
         assert (lost.alert_id, lost2.alert_id, lost.severity) == ("F7/link_lost/1", "F7/link_lost/2", 2)
         (cam,) = p.on_camera(False, 9 * S, *HOME)
         assert cam.kind is AlertKind.CAMERA_LOST
+
+
+def test_a_tree_blocking_the_route_under_three_track_ids_is_one_alert_two_trees_are_two():
+    """The vineyard flight: one tree (radius 4 m) blocked the route under tracks 35, 39 and 45, 1-2.5 m apart,
+    each listed with the one before in the planner's detour, and was alerted four times. A blocking obstacle
+    whose centre lies inside the disc of one alerted at the same time is that obstacle; a second tree 9 m away
+    is its own alert."""
+    p = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0))
+    trees = {35: obstacle(35, "tree", radius_m=4.0), 39: obstacle(39, "tree", north_m=22.0, radius_m=4.0),
+             45: obstacle(45, "tree", north_m=21.0, east_m=21.5, radius_m=4.0),
+             50: obstacle(50, "tree", north_m=29.0, radius_m=3.0)}
+    ticks = [ids for ids in ((35,), (35, 39), (39, 45), (45, 50)) for _ in range(3)]   # a correction every 0.5 s
+
+    def alerted(policy, obstacles):
+        out = []
+        for k, ids in enumerate(ticks):
+            detour = Correction(CorrectionKind.DETOUR, waypoints=(GeoPoint(*HOME),), obstacle_ids=ids)
+            out += [a.alert_id for a in policy.on_correction(detour, k * S // 2, *HOME, obstacles=obstacles)]
+        return out
+
+    assert alerted(p, trees) == ["F7/route_blocked/track-35", "F7/route_blocked/track-50"]
+    points = {k: dataclasses.replace(v, radius_m=0.0) for k, v in trees.items()}   # radius unused: as before
+    assert len(alerted(AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0)), points)) == 4
 
 
 def test_config_from_mission_mapping():
