@@ -222,6 +222,11 @@ class _Track:
                       key=lambda k: (-self.votes[k], k))
         return (first, *rest)
 
+    def share(self, label: str) -> float:
+        """``label``'s share of the votes (0..1)."""
+        total = sum(self.votes.values())
+        return self.votes.get(label, 0.0) / total if total > 0 else 1.0
+
     def predict(self, ts_ns: int) -> tuple[float, float]:
         dt = (ts_ns - self.state_ns) / 1e9
         return self.east_m + self.ve_m_s * dt, self.north_m + self.vn_m_s * dt
@@ -472,7 +477,7 @@ class ObstacleTracker:
                         confirmed=tr.hits >= cfg.confirm_hits,
                         moving=moving_class and tr.hits >= 2 and speed > cfg.moving_speed_m_s,
                         ve_m_s=tr.ve_m_s, vn_m_s=tr.vn_m_s, height_m=float(height),
-                        labels=tr.labels(cfg.label_share_floor))
+                        labels=tr.labels(cfg.label_share_floor), label_share=tr.share(label))
 
 
 def _enclosing(ae: float, an: float, ar: float, be: float, bn: float, br: float,

@@ -246,6 +246,8 @@ class Obstacle:
     # associates a class group (a detector that hesitates between person and animal) lists the others here,
     # so that the planner can keep the most cautious margin of them; () means just ``label``
     labels: tuple[str, ...] = ()
+    # ``label``'s share of the votes (confidence-weighted sightings) over all the labels it was seen under
+    label_share: float = 1.0
 
     @property
     def all_labels(self) -> tuple[str, ...]:

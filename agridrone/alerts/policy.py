@@ -12,8 +12,10 @@
   detection on each of two overlapping detector tiles). An object is alerted once its track has
   ``object_min_hits`` sightings (its label is a vote over them); while its votes disagree on the kind
   (labels of two kinds each hold a share of the votes: a deer read as a person in two of its first three
-  frames), once it has ``object_settle_hits``. A track keeps the kind it was first alerted as even if later
-  votes relabel it (a cow the detector also called a person is one alert).
+  frames), once it has ``object_settle_hits``. A track keeps its alert when later votes relabel it (a cow the
+  detector also called a person is one alert); once a track of ``object_relabel_hits`` sightings gives a
+  kin kind ``object_relabel_share`` of its votes, its alert is revised to that kind (same id, next revision:
+  the farmer sees it corrected, not a second alert).
   A vehicle standing against a building confirmed at any time in the flight (buildings do not move; within
   its radius + ``vehicle_at_building_m``) is not a
   vehicle in the field: farm vehicles are parked by barns, and from survey altitude the detector reads a
@@ -84,6 +86,8 @@ class AlertPolicyConfig:
     min_object_confidence: float = 0.5
     object_min_hits: int = 3
     object_settle_hits: int = 6
+    object_relabel_hits: int = 12
+    object_relabel_share: float = 0.65
     vehicle_at_building_m: float = 2.0
     object_same_radius_m: float = 8.0
     object_min_separation_m: float = 1.5
@@ -104,13 +108,13 @@ class AlertPolicyConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ConfigError(f"alerts.{name}: expected a number >= 0, got {v!r}")
-        for name in ("min_zone_confidence", "min_object_confidence"):
+        for name in ("min_zone_confidence", "min_object_confidence", "object_relabel_share"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
                 raise ConfigError(f"alerts.{name}: expected 0..1, got {v!r}")
         if not isinstance(self.rate_per_min, (int, float)) or self.rate_per_min <= 0:
             raise ConfigError(f"alerts.rate_per_min: expected a number > 0, got {self.rate_per_min!r}")
-        for name in ("object_min_hits", "object_settle_hits"):
+        for name in ("object_min_hits", "object_settle_hits", "object_relabel_hits"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"alerts.{name}: expected an integer >= 1, got {v!r}")
@@ -253,18 +257,40 @@ class AlertPolicy:
             if st.kind is not kind:   # an object already alerted under a kin kind: the same one
                 kind, label = st.kind, st.kind.value
             self._track_kind.setdefault(ob.track_id, (kind, label))
+            relabelled = self._relabel(st, ob)
+            if relabelled:
+                kind, label = st.kind, ob.label
             category = kind.value
             moved = _dist_m(st.lat_deg, st.lon_deg, ob.lat_deg, ob.lon_deg)
             st.last_seen_ns = max(st.last_seen_ns, seen_ns)
-            if st.revision and moved < cfg.object_move_update_m and st.alert_id not in self._queue:
+            if st.revision and moved < cfg.object_move_update_m and st.alert_id not in self._queue and not relabelled:
                 continue
             if not st.revision or moved >= cfg.object_move_update_m:
                 st.lat_deg, st.lon_deg = ob.lat_deg, ob.lon_deg
             self._enqueue(st, now_ns, label=label, confidence=ob.confidence, lat=st.lat_deg, lon=st.lon_deg,
                           text=f"{category.capitalize()} in field ({label})",
                           thumbnail=thumbnails.get(ob.track_id, b""),
-                          properties={"track_id": ob.track_id, "moving": ob.moving})
+                          properties={"track_id": ob.track_id, "moving": ob.moving,
+                                      **({"relabelled_from": relabelled} if relabelled else {})})
         return self.tick(now_ns)
+
+    def _relabel(self, st: _Tracked, ob: Obstacle) -> str:
+        """An alerted object whose track has long and clearly said a kin kind (``object_relabel_hits``,
+        ``object_relabel_share``) is revised to that kind; returns the kind it was, or "" when nothing changed."""
+        cfg = self.config
+        category = cfg.object_labels.get(ob.label.lower())
+        if not st.revision or category is None or category == st.kind.value or ob.hits < cfg.object_relabel_hits \
+                or ob.label_share < cfg.object_relabel_share:
+            return ""
+        if not any(category in g and st.kind.value in g for g in cfg.same_object_kinds):
+            return ""
+        was = st.kind.value
+        st.kind = AlertKind(category)
+        for track_id, (k, _) in list(self._track_kind.items()):
+            if self._track_alert.get((k.value, track_id)) == st.alert_id:
+                self._track_kind[track_id] = (st.kind, ob.label)
+                self._track_alert[(st.kind.value, track_id)] = st.alert_id
+        return was
 
     def on_correction(self, correction: Correction | None, now_ns: int, lat_deg: float, lon_deg: float,
                       obstacles: Mapping[int, Obstacle] | None = None) -> list[Alert]:

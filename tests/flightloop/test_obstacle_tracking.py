@@ -325,3 +325,12 @@ def test_two_animals_of_a_herd_seen_together_once_stay_two_tracks_when_seen_one_
     assert sorted(round(o.east_m) for o in obs) == [10, 12]
     assert tr.merges == 0
 
+
+
+def test_an_obstacle_reports_its_label_share_of_the_votes():
+    """Seven animal sightings and three person sightings of one cow (grouped): labelled animal, 70 % share."""
+    frames = [[det("person" if k in (2, 5, 8) else "animal", r=0.6, conf=0.5)] for k in range(10)]
+    (ob,) = run(ObstacleTracker(FRAME, TrackerConfig(class_groups=[["person", "animal"]])), frames)
+    assert ob.label == "animal" and ob.label_share == pytest.approx(0.7)
+    (tree,) = run(ObstacleTracker(FRAME), [[det()]] * 3)
+    assert tree.label_share == 1.0
