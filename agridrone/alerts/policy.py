@@ -304,7 +304,10 @@ class AlertPolicy:
             lat, lon = (ob.lat_deg, ob.lon_deg) if ob else (lat_deg, lon_deg)
             st = self._object_state(AlertKind.ROUTE_BLOCKED, oid, lat, lon, now_ns,
                                     same_within_m=ob.radius_m if ob else 0.0)
-            st.last_seen_ns = now_ns
+            # when the camera last saw it (as in on_obstacles): the planner also goes round obstacles the loop only
+            # remembers, and a remembered one must not make a new track of the same thing look like a second one
+            st.last_seen_ns = max(st.last_seen_ns, min(int(ob.last_seen_ns), now_ns) if ob and ob.last_seen_ns
+                                  else now_ns)
             if st.revision or st.alert_id in self._queue:
                 continue
             st.lat_deg, st.lon_deg = lat, lon

@@ -364,6 +364,26 @@ def test_a_tree_blocking_the_route_under_three_track_ids_is_one_alert_two_trees_
     assert len(alerted(AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0)), points)) == 4
 
 
+def test_a_remembered_person_and_its_new_track_blocking_the_route_are_one_alert():
+    """The vineyard flight: the planner went round the person under track 14, which the loop only remembered
+    (last seen 10 s before), and track 18, 2.2 m away and in view: two route-blocked alerts. A blocking obstacle
+    counts as seen when the camera last saw it, so the remembered one is not a second person standing there;
+    two people both in view 2.2 m apart are two."""
+    def blocked(last_seen_14_s):
+        p = AlertPolicy("F7", AlertPolicyConfig(min_update_interval_s=0))
+        out = []
+        for k in range(20, 26):
+            people = {14: obstacle(14, "person", t_ns=int(min(k, last_seen_14_s) * S)),
+                      18: obstacle(18, "person", north_m=22.2, t_ns=k * S)}
+            ids = (14,) if k < 22 else (14, 18)
+            detour = Correction(CorrectionKind.DETOUR, waypoints=(GeoPoint(*HOME),), obstacle_ids=ids)
+            out += [a.alert_id for a in p.on_correction(detour, k * S, *HOME, obstacles=people)]
+        return out
+
+    assert blocked(last_seen_14_s=10) == ["F7/route_blocked/track-14"]
+    assert blocked(last_seen_14_s=99) == ["F7/route_blocked/track-14", "F7/route_blocked/track-18"]
+
+
 def test_config_from_mission_mapping():
     cfg = AlertPolicyConfig.from_mapping({"weeds_min_area_m2": 5, "object_labels": {"llama": "animal"}})
     assert cfg.weeds_min_area_m2 == 5 and cfg.object_labels["llama"] == "animal"
