@@ -244,7 +244,7 @@ class AlertPolicy:
             if not self._in_field(ob.lat_deg, ob.lon_deg):
                 continue
             if ob.track_id not in self._track_kind and ob.hits < cfg.object_settle_hits and \
-                    len({cfg.object_labels.get(lb.lower(), lb) for lb in (ob.labels or (ob.label,))}) > 1:
+                    len({cfg.object_labels.get(lb.lower(), lb) for lb in ob.all_labels}) > 1:
                 continue   # not sure yet what it is: a few more sightings settle the vote
             if ob.track_id not in self._track_kind and category == "vehicle" and any(
                     math.hypot(ob.east_m - e, ob.north_m - n) <= r + cfg.vehicle_at_building_m for e, n, r in buildings):
@@ -252,12 +252,12 @@ class AlertPolicy:
             kind, label = self._track_kind.get(ob.track_id, (AlertKind(category), ob.label))
             # when the camera last saw it: the loop also lists obstacles it only remembers (out of view), and
             # those must not make a new track of the same object look like a second one standing beside it
-            seen_ns = min(int(ob.last_seen_ns), now_ns) if ob.last_seen_ns else now_ns
+            seen_ns = _seen_ns(ob, now_ns)
             st = self._object_state(kind, ob.track_id, ob.lat_deg, ob.lon_deg, seen_ns)
             if st.kind is not kind:   # an object already alerted under a kin kind: the same one
                 kind, label = st.kind, st.kind.value
             self._track_kind.setdefault(ob.track_id, (kind, label))
-            relabelled = self._relabel(st, ob)
+            relabelled = self._relabel(st, ob, category)
             if relabelled:
                 kind, label = st.kind, ob.label
             category = kind.value
@@ -274,12 +274,11 @@ class AlertPolicy:
                                       **({"relabelled_from": relabelled} if relabelled else {})})
         return self.tick(now_ns)
 
-    def _relabel(self, st: _Tracked, ob: Obstacle) -> str:
+    def _relabel(self, st: _Tracked, ob: Obstacle, category: str) -> str:
         """An alerted object whose track has long and clearly said a kin kind (``object_relabel_hits``,
         ``object_relabel_share``) is revised to that kind; returns the kind it was, or "" when nothing changed."""
         cfg = self.config
-        category = cfg.object_labels.get(ob.label.lower())
-        if not st.revision or category is None or category == st.kind.value or ob.hits < cfg.object_relabel_hits \
+        if not st.revision or category == st.kind.value or ob.hits < cfg.object_relabel_hits \
                 or ob.label_share < cfg.object_relabel_share:
             return ""
         if not any(category in g and st.kind.value in g for g in cfg.same_object_kinds):
@@ -306,8 +305,7 @@ class AlertPolicy:
                                     same_within_m=ob.radius_m if ob else 0.0)
             # when the camera last saw it (as in on_obstacles): the planner also goes round obstacles the loop only
             # remembers, and a remembered one must not make a new track of the same thing look like a second one
-            st.last_seen_ns = max(st.last_seen_ns, min(int(ob.last_seen_ns), now_ns) if ob and ob.last_seen_ns
-                                  else now_ns)
+            st.last_seen_ns = max(st.last_seen_ns, _seen_ns(ob, now_ns) if ob else now_ns)
             if st.revision or st.alert_id in self._queue:
                 continue
             st.lat_deg, st.lon_deg = lat, lon
@@ -462,6 +460,11 @@ class AlertPolicy:
     def _zone_polygon_latlon(zone: Any) -> list[tuple[float, float]]:
         ring = getattr(zone, "polygon_latlon", None)
         return list(ring) if ring else []
+
+
+def _seen_ns(ob: Obstacle, now_ns: int) -> int:
+    """When the camera last saw ``ob`` (never after ``now_ns``; ``now_ns`` when unknown)."""
+    return min(int(ob.last_seen_ns), now_ns) if ob.last_seen_ns else now_ns
 
 
 def _dist_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
