@@ -6,10 +6,12 @@ hooks tensorflow-model-optimization's pruning needs in a custom loop.
 from __future__ import annotations
 
 import json
+import queue
 import random
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -29,13 +31,71 @@ def set_threads_and_seed(seed: int, threads: int = 2) -> None:
     keras.utils.set_random_seed(seed)
 
 
+class Prefetch:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead (the batches of the next training
+    steps are augmented while TensorFlow runs this one: OpenCV and TensorFlow release the GIL, so the two
+    cores overlap them). Same items, same order; an exception in the producer is raised in the consumer.
+    ``close()`` (or leaving a ``with`` block) stops the producer early."""
+
+    _END = object()
+
+    def __init__(self, items: Iterable, depth: int = 3) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iter(items),), name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, it: Iterator) -> None:
+        try:
+            for item in it:
+                if not self._put((None, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((exc, None))
+            return
+        self._put((None, self._END))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        exc, item = self._q.get()
+        if exc is not None:
+            self.close()
+            raise exc
+        if item is self._END:
+            self.close()
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> "Prefetch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def fit(model: keras.Model, batches: Callable[[int], Iterable[tuple]], loss_fn: Callable, *, epochs: int,
         steps_per_epoch: int, lr: float, ckpt_dir: Path, name: str, validate: Callable[[int], dict] | None = None,
-        progress: bool = True, pruning: bool = False, log: Callable[[str], None] = print) -> dict:
+        progress: bool = True, pruning: bool = False, log: Callable[[str], None] = print, prefetch: int = 3) -> dict:
     """Train ``model`` for ``epochs``; resumes from ``ckpt_dir`` if a checkpoint is there.
 
     ``batches(epoch)`` yields tuples whose first element is the input; ``loss_fn(out, *rest)`` returns
-    (loss, {name: tensor}). Returns the history {"epoch": [...], "loss": [...], ...}.
+    (loss, {name: tensor}). ``prefetch`` batches are prepared ahead in a background thread (0: in turn
+    with the training steps). Returns the history {"epoch": [...], "loss": [...], ...}.
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -84,18 +144,19 @@ def fit(model: keras.Model, batches: Callable[[int], Iterable[tuple]], loss_fn: 
                    leave=False, mininterval=2.0)
         sums: dict[str, float] = {}
         n = 0
-        for step, batch in enumerate(batches(epoch)):
-            if step >= steps_per_epoch:
-                break
-            if step_cb is not None:
-                step_cb.on_train_batch_begin(batch=-1)
-            loss, parts = train_step(*[tf.convert_to_tensor(b) for b in batch])
-            n += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(loss)
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix({k: f"{v / n:.3f}" for k, v in sums.items()}, refresh=False)
-            bar.update(1)
+        with Prefetch(batches(epoch), depth=prefetch) if prefetch else _plain(batches(epoch)) as stream:
+            for step, batch in enumerate(stream):
+                if step >= steps_per_epoch:
+                    break
+                if step_cb is not None:
+                    step_cb.on_train_batch_begin(batch=-1)
+                loss, parts = train_step(*[tf.convert_to_tensor(b) for b in batch])
+                n += 1
+                sums["loss"] = sums.get("loss", 0.0) + float(loss)
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                bar.set_postfix({k: f"{v / n:.3f}" for k, v in sums.items()}, refresh=False)
+                bar.update(1)
         bar.close()
         if step_cb is not None:
             step_cb.on_epoch_end(batch=-1)
@@ -112,6 +173,24 @@ def fit(model: keras.Model, batches: Callable[[int], Iterable[tuple]], loss_fn: 
         hist_file.write_text(json.dumps(history, indent=1))
         log(f"{name} epoch {epoch + 1}/{epochs} ({secs:.0f} s): " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
     return history
+
+
+class _plain:
+    """``items`` as they come, in a ``with`` block (the no-prefetch twin of :class:`Prefetch`)."""
+
+    def __init__(self, items: Iterable) -> None:
+        self._it = iter(items)
+
+    def __iter__(self):
+        return self._it
+
+    def __enter__(self) -> "_plain":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        close = getattr(self._it, "close", None)
+        if close:
+            close()
 
 
 def plot_curves(history: dict, path: Path, title: str) -> Path:
