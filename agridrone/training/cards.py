@@ -98,6 +98,10 @@ def markdown(card: dict) -> str:
             lines += ["", f"Per-class AP ({stages[-1]}):", "", "| class | gt | AP50 | AP50-95 |", "|---|---|---|---|"]
             for k, n in enumerate(card["labels"]):
                 lines.append(f"| {n} | {last['gt_counts'][k]} | {_fmt(last['ap50'][k])} | {_fmt(last['ap50_95'][k])} |")
+            if last.get("by_size"):
+                from agridrone.training.evaluate import size_line
+
+                lines += ["", f"{size_line(last['by_size'])} ({stages[-1]})."]
             if last.get("by_source"):
                 lines += ["", f"By data source ({stages[-1]}, test split):", "",
                           "| source | mAP@0.5 | mAP@0.5:0.95 | AP50 per class (gt) | images |", "|---|---|---|---|---|"]

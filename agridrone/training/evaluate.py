@@ -318,6 +318,21 @@ def _tiles_info(predict: Callable, tile_scale: float) -> dict:
             "tiled_images": len(counts), "tiles_per_tiled_image": round(float(np.mean(counts)), 1) if counts else 0.0}
 
 
+def size_line(by_size: dict) -> str:
+    """AP@0.5 by object size on one line: 'tiny (<8 px) 0.120 (31 gt), small (8-16 px) ...'."""
+    from agridrone.training.metrics import SIZE_BUCKETS
+
+    parts = []
+    for name, lo, hi in SIZE_BUCKETS:
+        r = by_size.get(name)
+        if not r:
+            continue
+        rng = f"<{hi:g}" if lo == 0 else (f">={lo:g}" if hi == float("inf") else f"{lo:g}-{hi:g}")
+        v = "-" if r["map50"] is None else f"{r['map50']:.3f}"
+        parts.append(f"{name} ({rng} px) {v} ({r['gt']} gt)")
+    return "AP@0.5 by object size (sqrt of box area): " + ", ".join(parts)
+
+
 def format_metrics(res: dict) -> str:
     labels = res.get("labels", [])
     lines = [f"{res.get('model', '')} on {res.get('data', '')} ({res.get('split', '')} split, "
@@ -342,6 +357,8 @@ def format_metrics(res: dict) -> str:
             a, b = res["ap50"][k], res["ap50_95"][k]
             lines.append(f"{n:<12}{res['gt_counts'][k]:>6}{'-' if a is None else f'{a:.3f}':>8}"
                          f"{'-' if b is None else f'{b:.3f}':>9}")
+        if res.get("by_size"):
+            lines.append(size_line(res["by_size"]))
     else:
         lines.append(f"accuracy {res['accuracy']:.3f}   macro F1 {res['macro_f1']:.3f}")
         lines.append(f"{'class':<12}{'n':>6}{'prec':>7}{'recall':>8}{'F1':>7}   confusion (rows = truth)")

@@ -4,6 +4,12 @@ Detection AP follows COCO: per class, detections sorted by score are greedily ma
 unmatched ground truth of the same image with the highest IoU >= threshold; precision is made
 monotone and sampled at 101 recall points. mAP@0.5:0.95 averages thresholds 0.50, 0.55 ... 0.95.
 Classes with no ground truth are left out of the mean (their AP is reported as None).
+
+AP@0.5 by object size follows COCO's area ranges, with bounds for aerial imagery where most objects are a
+few pixels across (the tiny-object buckets of AI-TOD): a box's size is the square root of its area, in
+pixels of the evaluated image. For one bucket, ground truth of other sizes is *ignored* (a detection
+matched to it counts neither way) and so is an unmatched detection of another size; the rest is scored as
+above. Per bucket, the mean is over the classes with ground truth in it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
+# (name, low, high): sqrt(box area) in px, low inclusive
+SIZE_BUCKETS = (("tiny", 0.0, 8.0), ("small", 8.0, 16.0), ("medium", 16.0, 32.0), ("large", 32.0, float("inf")))
+
+
+def _side(boxes: np.ndarray) -> np.ndarray:
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.sqrt(np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -79,11 +92,66 @@ def detection_map(preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                     tp[k] = 1
             ap[c, t_idx] = _ap_from_pr(tp, n_gt)
     valid = gt_counts > 0
+    by_size = {name: _size_bucket(preds, gts, num_classes, lo, hi) for name, lo, hi in SIZE_BUCKETS}
     ap50 = [None if not v else float(ap[c, 0]) for c, v in enumerate(valid)]
     ap5095 = [None if not v else float(np.mean(ap[c])) for c, v in enumerate(valid)]
     return {"map50": float(np.mean(ap[valid, 0])) if valid.any() else 0.0,
             "map50_95": float(np.mean(ap[valid])) if valid.any() else 0.0,
-            "ap50": ap50, "ap50_95": ap5095, "gt_counts": gt_counts.tolist()}
+            "ap50": ap50, "ap50_95": ap5095, "gt_counts": gt_counts.tolist(), "by_size": by_size}
+
+
+def _size_bucket(preds, gts, num_classes: int, lo: float, hi: float, thr: float = 0.5) -> dict:
+    """AP at IoU ``thr`` of the ground truth whose size is in [lo, hi) (see the module docstring):
+    {"map50": mean over classes with such ground truth or None, "ap50": per class, "gt": count}."""
+    aps: list[float | None] = []
+    total = 0
+    for c in range(num_classes):
+        gt_by_img, ign_by_img = {}, {}
+        for i, (gb, gc) in enumerate(gts):
+            m = np.asarray(gc) == c
+            if m.any():
+                b = np.asarray(gb, np.float64).reshape(-1, 4)[m]
+                sd = _side(b)
+                ign = (sd < lo) | (sd >= hi)
+                order = np.argsort(ign, kind="stable")   # in-range ground truth first: matched first
+                gt_by_img[i], ign_by_img[i] = b[order], ign[order]
+        n_gt = int(sum(int((~v).sum()) for v in ign_by_img.values()))
+        total += n_gt
+        if n_gt == 0:
+            aps.append(None)
+            continue
+        recs = []
+        for i, (pb, ps, pc) in enumerate(preds):
+            m = np.asarray(pc) == c
+            for b, sc in zip(np.asarray(pb).reshape(-1, 4)[m], np.asarray(ps)[m]):
+                recs.append((float(sc), i, b))
+        recs.sort(key=lambda r: -r[0])
+        used = {i: np.zeros(len(v), bool) for i, v in gt_by_img.items()}
+        tp = []
+        for _, i, b in recs:
+            g = gt_by_img.get(i)
+            matched = None
+            if g is not None:
+                ious = box_iou(b[None], g)[0]
+                ious[used[i]] = -1
+                ign = ign_by_img[i]
+                for pool in (~ign, ign):   # an in-range match before an ignored one
+                    cand = np.where(pool, ious, -1)
+                    j = int(np.argmax(cand))
+                    if cand[j] >= thr:
+                        matched = j
+                        break
+            if matched is not None:
+                used[i][matched] = True
+                if not ign_by_img[i][matched]:
+                    tp.append(1.0)
+                continue
+            side = float(_side(b)[0])
+            if lo <= side < hi:
+                tp.append(0.0)
+        aps.append(_ap_from_pr(np.array(tp), n_gt))
+    valid = [a for a in aps if a is not None]
+    return {"map50": float(np.mean(valid)) if valid else None, "ap50": aps, "gt": total}
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:

@@ -75,3 +75,30 @@ def test_classification_report_known_confusion():
     assert r["recall"][1] == pytest.approx(1.0)
     assert r["f1"][2] == 0.0
     assert r["f1"][1] == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+
+
+def test_ap_by_size_scores_each_bucket_on_its_own_ground_truth():
+    # one image: a 6 px object found, a 12 px object missed, a 40 px object found; plus a 12 px false alarm
+    # in another image. tiny: AP 1; small: the miss and the false alarm, AP 0; large: AP 1.
+    gts = [_img([[0, 0, 6, 6], [20, 20, 32, 32], [50, 50, 90, 90]], [0, 0, 0]), _img([], [])]
+    preds = [_img([[0, 0, 6, 6], [50, 50, 90, 90]], [0, 0], [0.9, 0.8]), _img([[0, 0, 12, 12]], [0], [0.95])]
+    r = detection_map(preds, gts, 1)["by_size"]
+    assert r["tiny"]["map50"] == pytest.approx(1.0) and r["tiny"]["gt"] == 1
+    assert r["small"]["map50"] == pytest.approx(0.0) and r["small"]["gt"] == 1
+    assert r["medium"]["map50"] is None and r["medium"]["gt"] == 0
+    assert r["large"]["map50"] == pytest.approx(1.0)
+
+
+def test_ap_by_size_ignores_detections_of_other_sizes_and_matches_to_other_sizes():
+    # a 40 px false alarm ranked first does not hurt the tiny bucket; a detection that matches a large
+    # object does not count as a tiny false positive even when it is drawn small enough to be "tiny"
+    gts = [_img([[0, 0, 6, 6], [100, 100, 108, 108]], [0, 0])]
+    preds = [_img([[50, 50, 90, 90], [0, 0, 6, 6]], [0, 0], [0.99, 0.5])]
+    r = detection_map(preds, gts, 1)["by_size"]
+    assert r["tiny"]["gt"] == 1 and r["tiny"]["map50"] == pytest.approx(1.0)
+    assert r["small"]["gt"] == 1 and r["small"]["map50"] == pytest.approx(0.0)
+    gts = [_img([[0, 0, 9, 9]], [0])]                # 9 px: small
+    preds = [_img([[0, 0, 7, 7]], [0], [0.9])]       # 7 px box on it, IoU 0.6: a hit, not a tiny false alarm
+    r = detection_map(preds, gts, 1)["by_size"]
+    assert r["small"]["map50"] == pytest.approx(1.0)
+    assert r["tiny"]["gt"] == 0 and r["tiny"]["map50"] is None

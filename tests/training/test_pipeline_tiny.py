@@ -50,6 +50,10 @@ def test_tiny_detector_end_to_end_and_models_eval_agrees_with_the_card(tmp_path,
     assert set(by_source) == {"training renderer", "simulated camera"}
     assert sum(r["images"] for r in by_source.values()) == card["metrics"]["int8"]["images"]
     assert "By data source" in (out / "detector.md").read_text()
+    by_size = card["metrics"]["int8"]["by_size"]            # AP by object size, every ground truth in one bucket
+    assert list(by_size) == ["tiny", "small", "medium", "large"]
+    assert sum(r["gt"] for r in by_size.values()) == sum(card["metrics"]["int8"]["gt_counts"])
+    assert "AP@0.5 by object size" in (out / "detector.md").read_text()
 
     from agridrone.training.evaluate import cli_eval
 
@@ -59,6 +63,7 @@ def test_tiny_detector_end_to_end_and_models_eval_agrees_with_the_card(tmp_path,
     res = json.loads(capsys.readouterr().out)
     assert res["split"] == "test" and res["images"] == card["metrics"]["int8"]["images"]
     assert res["map50"] == pytest.approx(card["metrics"]["int8"]["map50"], abs=1e-9)
+    assert res["by_size"] == card["metrics"]["int8"]["by_size"]
 
 
 def test_tiny_detector_on_camera_frames_of_a_users_dataset(tmp_path):
