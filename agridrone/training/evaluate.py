@@ -142,7 +142,7 @@ def tflite_detector_predict(path: Path, tile_scale: float = 0.0, tile_overlap_px
 
 
 def eval_detector(predict: Callable, items, num_classes: int, class_map: np.ndarray | None = None,
-                  cache: dict | None = None) -> dict:
+                  cache: dict | None = None, by_size: bool = True) -> dict:
     """mAP of ``predict`` on dataset items (ground truth mapped to model classes with ``class_map``)."""
     preds, gts = [], []
     chunk = 32
@@ -156,7 +156,7 @@ def eval_detector(predict: Callable, items, num_classes: int, class_map: np.ndar
             c = it.classes if class_map is None else class_map[it.classes]
             keep = c >= 0
             gts.append((b[keep], c[keep]))
-    res = detection_map(preds, gts, num_classes)
+    res = detection_map(preds, gts, num_classes, by_size=by_size)
     res["images"] = len(items)
     return res
 

@@ -54,10 +54,11 @@ def _ap_from_pr(tp: np.ndarray, n_gt: int) -> float:
 
 
 def detection_map(preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  gts: list[tuple[np.ndarray, np.ndarray]], num_classes: int) -> dict:
+                  gts: list[tuple[np.ndarray, np.ndarray]], num_classes: int, by_size: bool = True) -> dict:
     """``preds[i]`` = (boxes xyxy, scores, classes) and ``gts[i]`` = (boxes xyxy, classes) of image i.
 
-    Returns {"map50", "map50_95", "ap50": [per class or None], "ap50_95": [...], "gt_counts": [...]}.
+    Returns {"map50", "map50_95", "ap50": [per class or None], "ap50_95": [...], "gt_counts": [...],
+    "by_size": {bucket: {"map50", "ap50", "gt"}}} (``by_size=False``: without it, for a quicker look).
     """
     if len(preds) != len(gts):
         raise ValueError(f"expected as many predictions as ground truths, got {len(preds)} and {len(gts)}")
@@ -92,12 +93,14 @@ def detection_map(preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                     tp[k] = 1
             ap[c, t_idx] = _ap_from_pr(tp, n_gt)
     valid = gt_counts > 0
-    by_size = {name: _size_bucket(preds, gts, num_classes, lo, hi) for name, lo, hi in SIZE_BUCKETS}
+    sizes = ({name: _size_bucket(preds, gts, num_classes, lo, hi) for name, lo, hi in SIZE_BUCKETS}
+             if by_size else None)
     ap50 = [None if not v else float(ap[c, 0]) for c, v in enumerate(valid)]
     ap5095 = [None if not v else float(np.mean(ap[c])) for c, v in enumerate(valid)]
     return {"map50": float(np.mean(ap[valid, 0])) if valid.any() else 0.0,
             "map50_95": float(np.mean(ap[valid])) if valid.any() else 0.0,
-            "ap50": ap50, "ap50_95": ap5095, "gt_counts": gt_counts.tolist(), "by_size": by_size}
+            "ap50": ap50, "ap50_95": ap5095, "gt_counts": gt_counts.tolist(),
+            **({"by_size": sizes} if by_size else {})}
 
 
 def _size_bucket(preds, gts, num_classes: int, lo: float, hi: float, thr: float = 0.5) -> dict:

@@ -222,14 +222,14 @@ def train_detector(cfg: Config, log: Callable[[str], None] = print) -> dict:
     def export_fn(core, batch):
         return nets.export_detector(core, batch, cfg.imgsz)
 
-    def evaluate(model, stage, items=None):
+    def evaluate(model, stage, items=None, by_size=True):
         return eval_detector(keras_detector_predict(model, cfg.imgsz, tile_scale=cache.eval_scale), items or test,
-                             len(names), cache=cache)
+                             len(names), cache=cache, by_size=by_size)
 
     def quick_val(epoch):
         if not val:
             return {}
-        r = evaluate(nets.export_detector(core, None, cfg.imgsz), "val", val[:80])
+        r = evaluate(nets.export_detector(core, None, cfg.imgsz), "val", val[:80], by_size=False)
         return {"map50": r["map50"], "map50_95": r["map50_95"]}
 
     core = nets.build_detector(len(names), None if crop != cfg.imgsz else cfg.imgsz, cfg.width)

@@ -102,3 +102,10 @@ def test_ap_by_size_ignores_detections_of_other_sizes_and_matches_to_other_sizes
     r = detection_map(preds, gts, 1)["by_size"]
     assert r["small"]["map50"] == pytest.approx(1.0)
     assert r["tiny"]["gt"] == 0 and r["tiny"]["map50"] is None
+
+
+def test_ap_by_size_can_be_left_out_for_a_quick_look():
+    gts = [_img([[0, 0, 6, 6]], [0])]
+    preds = [_img([[0, 0, 6, 6]], [0], [0.9])]
+    quick = detection_map(preds, gts, 1, by_size=False)
+    assert "by_size" not in quick and quick["map50"] == pytest.approx(1.0)
