@@ -310,10 +310,9 @@ class ObstacleTracker:
                 if m.ts_ns == d.ts_ns and self._compatible(m.label, d.label) \
                         and self._is_duplicate(dist, m.radius_m, d.radius_m):
                     e, n, r = _enclosing(m.east_m, m.north_m, m.radius_m, d.east_m, d.north_m, d.radius_m, dist)
-                    height = m.height_m if d.height_m is None else d.height_m if m.height_m is None \
-                        else max(m.height_m, d.height_m)
                     votes[d.label] = votes.get(d.label, 0.0) + d.confidence
-                    out[k] = (GroundDetection(m.label, e, n, r, m.confidence, m.ts_ns, height), votes)
+                    out[k] = (GroundDetection(m.label, e, n, r, m.confidence, m.ts_ns, _taller(m.height_m, d.height_m)),
+                              votes)
                     self.fused += 1
                     break
             else:
@@ -387,8 +386,7 @@ class ObstacleTracker:
         tr.state_ns = max(tr.state_ns, d.ts_ns)
         tr.radius_m += gain * (d.radius_m - tr.radius_m)
         tr.confidence += gain * (d.confidence - tr.confidence)
-        if d.height_m is not None:
-            tr.height_m = d.height_m if tr.height_m is None else max(tr.height_m, d.height_m)
+        tr.height_m = _taller(tr.height_m, d.height_m)
         tr.hits += 1
         tr.last_seen_ns = max(tr.last_seen_ns, d.ts_ns)
 
@@ -451,8 +449,7 @@ class ObstacleTracker:
         keep.confidence = max(keep.confidence, drop.confidence)
         for k, v in drop.votes.items():
             keep.votes[k] = keep.votes.get(k, 0.0) + v
-        if drop.height_m is not None:
-            keep.height_m = drop.height_m if keep.height_m is None else max(keep.height_m, drop.height_m)
+        keep.height_m = _taller(keep.height_m, drop.height_m)
         keep.hits = total
         keep.first_seen_ns = min(keep.first_seen_ns, drop.first_seen_ns)
         keep.last_seen_ns = max(keep.last_seen_ns, drop.last_seen_ns)
@@ -478,6 +475,11 @@ class ObstacleTracker:
                         moving=moving_class and tr.hits >= 2 and speed > cfg.moving_speed_m_s,
                         ve_m_s=tr.ve_m_s, vn_m_s=tr.vn_m_s, height_m=float(height),
                         labels=tr.labels(cfg.label_share_floor), label_share=tr.share(label))
+
+
+def _taller(a: float | None, b: float | None) -> float | None:
+    """The larger of two heights, either of which may be unknown (None)."""
+    return a if b is None else b if a is None else max(a, b)
 
 
 def _enclosing(ae: float, an: float, ar: float, be: float, bn: float, br: float,

@@ -5,6 +5,7 @@ hooks tensorflow-model-optimization's pruning needs in a custom loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import random
@@ -144,7 +145,7 @@ def fit(model: keras.Model, batches: Callable[[int], Iterable[tuple]], loss_fn: 
                    leave=False, mininterval=2.0)
         sums: dict[str, float] = {}
         n = 0
-        with Prefetch(batches(epoch), depth=prefetch) if prefetch else _plain(batches(epoch)) as stream:
+        with Prefetch(batches(epoch), depth=prefetch) if prefetch else contextlib.nullcontext(batches(epoch)) as stream:
             for step, batch in enumerate(stream):
                 if step >= steps_per_epoch:
                     break
@@ -173,24 +174,6 @@ def fit(model: keras.Model, batches: Callable[[int], Iterable[tuple]], loss_fn: 
         hist_file.write_text(json.dumps(history, indent=1))
         log(f"{name} epoch {epoch + 1}/{epochs} ({secs:.0f} s): " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
     return history
-
-
-class _plain:
-    """``items`` as they come, in a ``with`` block (the no-prefetch twin of :class:`Prefetch`)."""
-
-    def __init__(self, items: Iterable) -> None:
-        self._it = iter(items)
-
-    def __iter__(self):
-        return self._it
-
-    def __enter__(self) -> "_plain":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        close = getattr(self._it, "close", None)
-        if close:
-            close()
 
 
 def plot_curves(history: dict, path: Path, title: str) -> Path:

@@ -64,97 +64,77 @@ def detection_map(preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
         raise ValueError(f"expected as many predictions as ground truths, got {len(preds)} and {len(gts)}")
     ap = np.full((num_classes, len(IOU_THRESHOLDS)), np.nan)
     gt_counts = np.zeros(num_classes, np.int64)
+    size_ap = {name: [] for name, _, _ in SIZE_BUCKETS}
+    size_gt = {name: 0 for name, _, _ in SIZE_BUCKETS}
     for c in range(num_classes):
-        recs = []  # (score, image, box)
-        gt_by_img = {}
-        for i, (gb, gc) in enumerate(gts):
-            m = np.asarray(gc) == c
-            if m.any():
-                gt_by_img[i] = np.asarray(gb, np.float64).reshape(-1, 4)[m]
-        n_gt = sum(len(v) for v in gt_by_img.values())
-        gt_counts[c] = n_gt
-        for i, (pb, ps, pc) in enumerate(preds):
-            m = np.asarray(pc) == c
-            for b, s in zip(np.asarray(pb).reshape(-1, 4)[m], np.asarray(ps)[m]):
-                recs.append((float(s), i, b))
-        recs.sort(key=lambda r: -r[0])
+        gt_by_img, dets = _class_detections(preds, gts, c)
+        gt_counts[c] = sum(len(v) for v in gt_by_img.values())
         for t_idx, thr in enumerate(IOU_THRESHOLDS):
-            used = {i: np.zeros(len(v), bool) for i, v in gt_by_img.items()}
-            tp = np.zeros(len(recs))
-            for k, (_, i, b) in enumerate(recs):
-                g = gt_by_img.get(i)
-                if g is None:
-                    continue
-                ious = box_iou(b[None], g)[0]
-                ious[used[i]] = -1
-                j = int(np.argmax(ious))
-                if ious[j] >= thr:
-                    used[i][j] = True
-                    tp[k] = 1
-            ap[c, t_idx] = _ap_from_pr(tp, n_gt)
+            ap[c, t_idx] = _ap(dets, gt_by_img, thr)[0]
+        for name, lo, hi in SIZE_BUCKETS if by_size else ():
+            a, n = _ap(dets, gt_by_img, 0.5, lo, hi)
+            size_ap[name].append(None if n == 0 else a)
+            size_gt[name] += n
     valid = gt_counts > 0
-    sizes = ({name: _size_bucket(preds, gts, num_classes, lo, hi) for name, lo, hi in SIZE_BUCKETS}
-             if by_size else None)
     ap50 = [None if not v else float(ap[c, 0]) for c, v in enumerate(valid)]
     ap5095 = [None if not v else float(np.mean(ap[c])) for c, v in enumerate(valid)]
-    return {"map50": float(np.mean(ap[valid, 0])) if valid.any() else 0.0,
-            "map50_95": float(np.mean(ap[valid])) if valid.any() else 0.0,
-            "ap50": ap50, "ap50_95": ap5095, "gt_counts": gt_counts.tolist(),
-            **({"by_size": sizes} if by_size else {})}
+    res = {"map50": float(np.mean(ap[valid, 0])) if valid.any() else 0.0,
+           "map50_95": float(np.mean(ap[valid])) if valid.any() else 0.0,
+           "ap50": ap50, "ap50_95": ap5095, "gt_counts": gt_counts.tolist()}
+    if by_size:
+        res["by_size"] = {}
+        for name, aps in size_ap.items():
+            some = [a for a in aps if a is not None]
+            res["by_size"][name] = {"map50": float(np.mean(some)) if some else None, "ap50": aps, "gt": size_gt[name]}
+    return res
 
 
-def _size_bucket(preds, gts, num_classes: int, lo: float, hi: float, thr: float = 0.5) -> dict:
-    """AP at IoU ``thr`` of the ground truth whose size is in [lo, hi) (see the module docstring):
-    {"map50": mean over classes with such ground truth or None, "ap50": per class, "gt": count}."""
-    aps: list[float | None] = []
-    total = 0
-    for c in range(num_classes):
-        gt_by_img, ign_by_img = {}, {}
-        for i, (gb, gc) in enumerate(gts):
-            m = np.asarray(gc) == c
-            if m.any():
-                b = np.asarray(gb, np.float64).reshape(-1, 4)[m]
-                sd = _side(b)
-                ign = (sd < lo) | (sd >= hi)
-                order = np.argsort(ign, kind="stable")   # in-range ground truth first: matched first
-                gt_by_img[i], ign_by_img[i] = b[order], ign[order]
-        n_gt = int(sum(int((~v).sum()) for v in ign_by_img.values()))
-        total += n_gt
-        if n_gt == 0:
-            aps.append(None)
-            continue
-        recs = []
-        for i, (pb, ps, pc) in enumerate(preds):
-            m = np.asarray(pc) == c
-            for b, sc in zip(np.asarray(pb).reshape(-1, 4)[m], np.asarray(ps)[m]):
-                recs.append((float(sc), i, b))
-        recs.sort(key=lambda r: -r[0])
-        used = {i: np.zeros(len(v), bool) for i, v in gt_by_img.items()}
-        tp = []
-        for _, i, b in recs:
-            g = gt_by_img.get(i)
-            matched = None
-            if g is not None:
-                ious = box_iou(b[None], g)[0]
-                ious[used[i]] = -1
-                ign = ign_by_img[i]
-                for pool in (~ign, ign):   # an in-range match before an ignored one
-                    cand = np.where(pool, ious, -1)
-                    j = int(np.argmax(cand))
-                    if cand[j] >= thr:
-                        matched = j
-                        break
-            if matched is not None:
-                used[i][matched] = True
-                if not ign_by_img[i][matched]:
-                    tp.append(1.0)
-                continue
-            side = float(_side(b)[0])
-            if lo <= side < hi:
-                tp.append(0.0)
-        aps.append(_ap_from_pr(np.array(tp), n_gt))
-    valid = [a for a in aps if a is not None]
-    return {"map50": float(np.mean(valid)) if valid else None, "ap50": aps, "gt": total}
+def _class_detections(preds, gts, c: int):
+    """Class ``c``'s ground truth per image {image: boxes}, and its detections by decreasing score as
+    (image, box side, IoUs with that image's ground truth of class ``c`` or None): the IoUs are computed
+    once for every threshold and size bucket."""
+    gt_by_img = {}
+    for i, (gb, gc) in enumerate(gts):
+        m = np.asarray(gc) == c
+        if m.any():
+            gt_by_img[i] = np.asarray(gb, np.float64).reshape(-1, 4)[m]
+    recs = []  # (score, image, box)
+    for i, (pb, ps, pc) in enumerate(preds):
+        m = np.asarray(pc) == c
+        for b, s in zip(np.asarray(pb).reshape(-1, 4)[m], np.asarray(ps)[m]):
+            recs.append((float(s), i, b))
+    recs.sort(key=lambda r: -r[0])
+    dets = [(i, float(_side(b)[0]), box_iou(b[None], gt_by_img[i])[0] if i in gt_by_img else None)
+            for _, i, b in recs]
+    return gt_by_img, dets
+
+
+def _ap(dets, gt_by_img, thr: float, lo: float = 0.0, hi: float = float("inf")) -> tuple[float, int]:
+    """(AP, ground truth counted) at IoU ``thr`` of the ground truth whose size is in [lo, hi): greedy
+    matching by score; ground truth of other sizes is ignored, and so is a detection matched to it or
+    unmatched and of another size (see the module docstring). AP is NaN without ground truth."""
+    ign_by_img = {i: (sd < lo) | (sd >= hi) for i, g in gt_by_img.items() for sd in (_side(g),)}
+    n_gt = int(sum(int((~v).sum()) for v in ign_by_img.values()))
+    used = {i: np.zeros(len(v), bool) for i, v in gt_by_img.items()}
+    tp = []
+    for i, side, ious in dets:
+        matched = None
+        if ious is not None:
+            ign = ign_by_img[i]
+            free = np.where(used[i], -1.0, ious)
+            for pool in (~ign, ign):   # an in-range match before an ignored one
+                cand = np.where(pool, free, -1.0)
+                j = int(np.argmax(cand))
+                if cand[j] >= thr:
+                    matched = j
+                    break
+        if matched is not None:
+            used[i][matched] = True
+            if not ign_by_img[i][matched]:
+                tp.append(1.0)
+        elif lo <= side < hi:
+            tp.append(0.0)
+    return _ap_from_pr(np.array(tp), n_gt), n_gt
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
