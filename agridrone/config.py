@@ -150,7 +150,9 @@ class LoopConfig:
     ``latency_budget_s``: the wall-clock frame-to-command latency the planner's look-ahead allows for
     (multiplied by the time scale in the simulator); ``static_memory_s``: confirmed obstacles of static
     classes are remembered this long after the tracker drops them (they cannot be re-seen while out
-    of view), ``still_memory_s``: people, animals and vehicles that stood still, this long; ``progress_every_s``: wall seconds between progress lines; ``margin_extra_m``: added to every
+    of view), ``still_memory_s``: people, animals and vehicles that stood still, this long, once their track
+    has ``still_memory_min_hits`` hits (fewer may be two projection outliers that agreed);
+    ``progress_every_s``: wall seconds between progress lines; ``margin_extra_m``: added to every
     safety margin of the mission (the autopilot's path-following error and the ground projection's error
     must not eat into the margin the agronomist asked for)."""
 
@@ -158,6 +160,7 @@ class LoopConfig:
     latency_budget_s: float = 0.25
     static_memory_s: float = 600.0
     still_memory_s: float = 120.0
+    still_memory_min_hits: int = 3
     static_classes: tuple[str, ...] = ("tree", "pole", "building")
     progress_every_s: float = 2.0
     margin_extra_m: float = 1.0
@@ -169,6 +172,9 @@ class LoopConfig:
         for name in ("static_memory_s", "still_memory_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"[loop] {name}: expected >= 0, got {getattr(self, name)!r}")
+        hits = self.still_memory_min_hits
+        if isinstance(hits, bool) or not isinstance(hits, int) or hits < 0:
+            raise ConfigError(f"[loop] still_memory_min_hits: expected an integer >= 0, got {hits!r}")
 
 
 def _tracker_defaults():

@@ -125,8 +125,7 @@ class Pipeline:
         self.skipped = SkipCounter()
         self.poses = PoseHistory(int(config.pose.history_s * 1e9), int(config.pose.max_extrapolation_s * 1e9))
         self.tracker = ObstacleTracker(context.frame, config.tracking)
-        self.memory = ObstacleMemory(config.loop.static_classes, int(config.loop.static_memory_s * 1e9),
-                                     int(config.loop.still_memory_s * 1e9))
+        self.memory = ObstacleMemory.for_loop(config.loop)
         self.planner = context.planner_factory()
         self.events: list[LoopEvent] = []
         self.commander = Commander(vehicle, config.commander, self._emit, speed_m_s=self.planner.config.speed_m_s)

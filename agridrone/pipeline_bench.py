@@ -224,8 +224,7 @@ def _naive_run(video: Path, world: Path, config, models, pace_fps: float | None 
     vehicle = ReplayVehicle(frame, a, b, alt, speed, seq, clock)
     detector, health = models
     tracker, planner = ObstacleTracker(frame, config.tracking), ctx.planner_factory()
-    memory = ObstacleMemory(config.loop.static_classes, int(config.loop.static_memory_s * 1e9),
-                            int(config.loop.still_memory_s * 1e9))
+    memory = ObstacleMemory.for_loop(config.loop)
     cap = cv2.VideoCapture(str(video))
     lat_ms, n, health_at, projector = [], 0, None, None
     w0, c0, _ = _usage()

@@ -183,6 +183,30 @@ def test_static_obstacles_are_remembered_after_the_tracker_drops_them_moving_one
     assert out == ()
 
 
+def test_a_still_person_of_two_hits_is_not_remembered_one_of_three_is():
+    """Two agreeing projection outliers make a confirmed 2-hit track; it is not kept once the tracker drops it."""
+    mem = ObstacleMemory(("tree",), memory_ns=10_000_000_000, still_memory_ns=10_000_000_000, still_min_hits=3)
+    two = Obstacle(4, "person", LAT, LON, 8.0, 0.0, 0.4, 0.7, 2, 0, 0, confirmed=True)
+    three = Obstacle(5, "animal", LAT, LON, 40.0, 0.0, 0.7, 0.7, 3, 0, 0, confirmed=True)
+    assert {o.track_id for o in mem.update([two, three], 0)} == {4, 5}
+    assert [o.track_id for o in mem.update([], 1_000_000_000)] == [5]
+
+
+def test_a_remembered_person_covered_by_a_short_lived_new_track_comes_back_when_that_track_goes():
+    """A vineyard flight lost its person this way: the remembered track was replaced by a new 2-hit track on
+    the same spot, which the tracker dropped and the memory did not keep; the drone came back along the next
+    line with no keep-out. The memory hides what a live track covers but keeps it."""
+    mem = ObstacleMemory(("tree",), memory_ns=10_000_000_000, still_memory_ns=60_000_000_000, still_min_hits=3)
+    seen = Obstacle(12, "person", LAT, LON, 30.0, 0.0, 0.4, 0.7, 6, 0, 0, confirmed=True)
+    mem.update([seen], 0)
+    again = Obstacle(14, "person", LAT, LON, 30.5, 0.0, 0.4, 0.7, 2, 0, 0, confirmed=True)
+    assert [o.track_id for o in mem.update([again], 5_000_000_000)] == [14]        # one keep-out, not two
+    assert [o.track_id for o in mem.update([], 9_000_000_000)] == [12]             # 14 dropped: 12 is back
+    later = Obstacle(20, "person", LAT, LON, 30.2, 0.0, 0.4, 0.7, 5, 0, 0, confirmed=True)
+    mem.update([later], 20_000_000_000)
+    assert [o.track_id for o in mem.update([], 21_000_000_000)] == [20]            # the later memory stands for both
+
+
 def test_the_documented_default_file_matches_the_built_in_defaults():
     loaded = load_config(default_config_path())
     defaults = AppConfig()
@@ -198,7 +222,8 @@ def test_config_overrides_and_bad_input(tmp_path):
     assert cfg.capture == AppConfig().capture
     cases = {"[nope]\nx = 1\n": "unknown table [nope]", "[commander]\nspeed = 1\n": "unknown key 'speed'",
              "[commander]\ntarget_rate_hz = \"fast\"\n": "expected a number", "[commander]\ntarget_rate_hz = 1.0\n":
-             "expected >= 2 Hz", "[commander\n": "expected valid TOML", "[tracking]\nconfirm_hits = 0\n": "confirm_hits"}
+             "expected >= 2 Hz", "[commander\n": "expected valid TOML", "[tracking]\nconfirm_hits = 0\n": "confirm_hits",
+             "[loop]\nstill_memory_min_hits = 2.5\n": "still_memory_min_hits"}
     for text, needle in cases.items():
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
