@@ -47,6 +47,7 @@ must be driven from one thread (ARCHITECTURE rule 8).
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -417,8 +418,8 @@ class ObstacleTracker:
             tr.votes[label] = tr.votes.get(label, 0.0) + v
         gain = max(cfg.static_gain, 1.0 / (tr.hits + 1))
         if self._is_moving_class(tr):
-            tr.history.append((d.ts_ns, float(d.east_m), float(d.north_m)))
-            tr.history.sort(key=lambda p: p[0])    # an out-of-order observation takes its place in time
+            # in time order: an out-of-order observation takes its place
+            bisect.insort(tr.history, (d.ts_ns, float(d.east_m), float(d.north_m)))
             _trim_history(tr, cfg.velocity_window_s)
             tr.fit_motion(cfg)
         else:
