@@ -20,14 +20,16 @@ XY = tuple[float, float]
 
 
 def shortest_path(start: XY, goal: XY, candidates: Sequence[XY], free_ends, free_middle,
-                  discs: Sequence[tuple[float, float, float]] = ()) -> tuple[list[XY], float] | None:
+                  discs: Sequence[tuple[float, float, float]] = (), free_goal=None) -> tuple[list[XY], float] | None:
     """The shortest polyline from ``start`` to ``goal`` through ``candidates`` (those inside ``free_middle``).
 
-    Edges touching ``start`` or ``goal`` must lie in ``free_ends``; the others in ``free_middle``
-    (usually the same space shrunk by a fence margin). ``discs`` are (east, north, radius) that
-    no edge may enter. Returns (nodes after start, ending with goal; length) or None.
+    Edges touching ``start`` must lie in ``free_ends``, edges touching ``goal`` in ``free_goal`` (default:
+    ``free_ends``; an edge from start to goal in both), the others in ``free_middle`` (usually the same
+    space shrunk by a fence margin). ``discs`` are (east, north, radius) that no edge may enter.
+    Returns (nodes after start, ending with goal; length) or None.
     """
-    if not free_ends.covers(Point(start)) or not free_ends.covers(Point(goal)):
+    free_goal = free_ends if free_goal is None else free_goal
+    if not free_ends.covers(Point(start)) or not free_goal.covers(Point(goal)):
         return None
     nodes = [tuple(start), tuple(goal)]
     if len(candidates):
@@ -39,11 +41,12 @@ def shortest_path(start: XY, goal: XY, candidates: Sequence[XY], free_ends, free
     ii, jj = np.triu_indices(n, k=1)
     a, b = xy[ii], xy[jj]
     maybe = _clear_of_discs(a, b, discs)
-    end_edge = (ii < 2) | (jj < 2)
-    valid = np.zeros(len(ii), dtype=bool)
-    shapely.prepare(free_ends)
-    shapely.prepare(free_middle)
-    for mask, space in ((end_edge & maybe, free_ends), (~end_edge & maybe, free_middle)):
+    start_edge, goal_edge = ii == 0, (ii == 1) | (jj == 1)
+    valid = maybe.copy()
+    for space in {id(g): g for g in (free_ends, free_goal, free_middle)}.values():
+        shapely.prepare(space)
+    for mask, space in ((start_edge, free_ends), (goal_edge, free_goal), (~start_edge & ~goal_edge, free_middle)):
+        mask = mask & valid
         if mask.any():
             lines = shapely.linestrings(np.stack([a[mask], b[mask]], axis=1))
             valid[mask] = shapely.covers(space, lines)

@@ -121,6 +121,40 @@ def test_tree_on_a_straight_line_gives_a_detour_that_clears_it_and_rejoins_the_l
     assert all(n >= -1e-3 for _, n in legs) if side == "left" else all(n <= 1e-3 for _, n in legs)
 
 
+@pytest.mark.parametrize("tree_n", [0.0, 2.5, -4.0])
+def test_detour_legs_keep_the_path_clearance_where_there_is_room_and_touch_the_keep_out_where_not(tree_n):
+    """In an open field every leg stays path_clearance_m (1 m) outside the keep-out, where a plan tangent to
+    it (path_clearance_m = 0) leaves no room for the corners a copter cuts; from a vehicle already within
+    that band, every leg after the first; in a strip with less room than that the detour still goes round,
+    as close as the keep-out allows, rather than holding."""
+    rt = route((0, 0), (100, 0), (100, 20))
+    tree = ob(e=50.0, n=tree_n)
+    start = (36.0, 0.0)
+    open_field = box(-20, -40, 120, 40)
+    wide = AvoidancePlanner(rt, open_field, FRAME).update([tree], VehicleState(*start, current_seq=2, ve_m_s=5.0), 0)
+    tight_cfg = PlannerConfig(path_clearance_m=0.0)
+    tight = AvoidancePlanner(rt, open_field, FRAME, tight_cfg).update(
+        [tree], VehicleState(*start, current_seq=2, ve_m_s=5.0), 0)
+    assert wide.kind is tight.kind is CorrectionKind.DETOUR
+    assert min_clearance(legs_of(start, wide), tree, 4.0) >= 1.0 - 1e-3
+    assert min_clearance(legs_of(start, tight), tree, 4.0) < 0.5
+    assert wide.side == tight.side
+    # a vehicle already inside the grown keep-out (6 m from the tree's centre): only its first leg is closer
+    near = (50.0 - 6.0, tree_n)
+    c = AvoidancePlanner(rt, open_field, FRAME).update([tree], VehicleState(*near, current_seq=2, ve_m_s=5.0), 0)
+    assert c.kind is CorrectionKind.DETOUR
+    assert min_clearance(legs_of(near, c)[1:], tree, 4.0) >= 1.0 - 1e-3
+    # a strip whose fence margin leaves 0.3 m beside the keep-out's polygon on either side of the tree
+    half_w = 5.5 * CIRCUM + CFG.node_clearance_m + 0.3 + CFG.fence_margin_m
+    strip = box(-20, -half_w, 120, half_w)
+    centred = ob(e=50.0, n=0.0)
+    c = AvoidancePlanner(rt, strip, FRAME).update([centred], VehicleState(*start, current_seq=2, ve_m_s=5.0), 0)
+    assert c.kind is CorrectionKind.DETOUR, c
+    legs = legs_of(start, c)
+    assert -1e-3 <= min_clearance(legs, centred, 4.0) < 1.0
+    assert all(strip.covers(Point(p)) for p in legs)
+
+
 @pytest.mark.parametrize("speed_m_s", [2.0, 5.0, 10.0])
 def test_lookahead_follows_speed_latency_and_braking(speed_m_s):
     """The detour starts when the keep-out comes within v*latency + v^2/(2*decel) + margin, not before."""
