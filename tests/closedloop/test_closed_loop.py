@@ -160,23 +160,6 @@ def _describe(result, sc) -> str:
             f"{sc.describe() if sc else ''}; events {[f'{e.kind}: {e.text}' for e in result.events if e.kind not in ('detour', 'resume')][:6]}")
 
 
-# The shipped detector (int8 mAP@0.5 0.48 on its own synthetic test split; see models/detector.md) finds the
-# simulated camera's trees, vehicles, buildings and animals from survey altitude, poles (read as animals)
-# mostly early enough since version 1.1, and people late: at 20x (about one frame per simulated second) a
-# flight may still pass a pole or a person it found one frame too late, and which world fails changes from
-# run to run. The checks that need detections are therefore non-strict xfails
-# until the detector improves (issue 4): they run and print their distances, a failure is expected,
-# a pass is reported as XPASS. (Strict would make the suite fail on whichever world happened to fail.)
-TOO_WEAK_WHY = ("shipped detector still sees some of the simulated camera's obstacles (people, poles) too late "
-                "from survey altitude, or a pole as an animal (issue 4/6)")
-DETECTOR_TOO_WEAK = pytest.mark.xfail(strict=False, reason=TOO_WEAK_WHY)
-
-
-def _weak_detector_check(ok: bool, details: str) -> None:
-    """A DETECTOR_TOO_WEAK check that failed: xfail with its figures in the reason, so that the suite's summary
-    (``-ra``, which CI prints) says what failed without ``-s``."""
-    if not ok:
-        pytest.xfail(f"{details} [{TOO_WEAK_WHY}]")
 _FLOWN: dict[Path, tuple] = {}
 
 
@@ -222,13 +205,17 @@ def test_example_mission_skips_no_survey_line(world_path, autopilot_factory, mod
     assert not sc.lines_missed, _describe(result, sc)
 
 
-@DETECTOR_TOO_WEAK
 @pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
 def test_example_mission_keeps_clear_of_every_obstacle(world_path, autopilot_factory, models, tmp_path_factory,
                                                       broker):
-    """Over the same flight the vehicle keeps at least (safety margin - 1 m) from every obstacle's edge."""
+    """Over the same flight the vehicle keeps at least (safety margin - 1 m) from every obstacle's edge.
+
+    Was a non-strict xfail while the shipped detector found people and poles too late from survey altitude
+    and the planner's legs were tangent to the keep-outs; strict since 2026-11-27 (planner path clearance,
+    still-person tracking): in the three local runs before, every obstacle was passed at least 1.3 m beyond
+    this threshold (README, "Closed-loop runs")."""
     *_, sc = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
-    _weak_detector_check(sc.clearance_ok, sc.describe())
+    assert sc.clearance_ok, sc.describe()
 
 
 def test_an_obstacle_blocking_the_only_way_through_stops_and_holds(autopilot_factory, models, tmp_path):
@@ -311,15 +298,14 @@ def test_example_mission_alerts_each_stressed_or_weed_patch_once(world_path, aut
     assert al.patches_ok, al.describe()
 
 
-@DETECTOR_TOO_WEAK
 @pytest.mark.parametrize("world_path", WORLDS, ids=lambda p: p.stem)
 def test_example_mission_alerts_each_person_animal_and_vehicle_once(world_path, autopilot_factory, models,
                                                                      tmp_path_factory, broker):
     """Issue 7's in-flight acceptance over the same flights, from the detector's tracks: every person, animal and
     vehicle standing in the field alerted once, at most one false alert (a pole the detector reads as an animal
-    is one)."""
+    is one). Strict since 2026-11-27, after 14 local runs in a row without a failure."""
     al = _alert_score(world_path, autopilot_factory, models, tmp_path_factory, broker)
-    _weak_detector_check(al.objects_ok, al.describe())
+    assert al.objects_ok, al.describe()
 
 
 def test_the_flight_folder_holds_telemetry_latency_alerts_and_the_health_map(autopilot_factory, models,
