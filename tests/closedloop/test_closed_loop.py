@@ -213,7 +213,7 @@ def test_example_mission_keeps_clear_of_every_obstacle(world_path, autopilot_fac
     Was a non-strict xfail while the shipped detector found people and poles too late from survey altitude
     and the planner's legs were tangent to the keep-outs; strict since 2026-11-27 (planner path clearance,
     still-person tracking): in the three local runs before, every obstacle was passed at least 1.3 m beyond
-    this threshold (README, "Closed-loop runs")."""
+    this threshold (README, "Performance and the closed-loop acceptance")."""
     *_, sc = _flown(world_path, autopilot_factory, models, tmp_path_factory, broker)
     assert sc.clearance_ok, sc.describe()
 
