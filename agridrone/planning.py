@@ -52,7 +52,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping, Sequence
 
@@ -389,9 +389,9 @@ class AvoidancePlanner:
                 path, why = [rejoin], "keep-out gone: straight to the rejoin point"
             else:  # another keep-out lies between here and the rejoin point (off the route): round it,
                 # leaving it first if the vehicle is inside it (it appeared or grew round the vehicle)
-                free_outer = self._free(kos, inner=False)
+                free_outer, free_inner = self._free_spaces(kos)
                 start, prefix = self._leave_keepouts(pos, free_outer) or (pos, [])
-                found = self._shortest(kos, kos, start, rejoin, free_outer, self._free(kos, inner=True), None)
+                found = self._shortest(kos, kos, start, rejoin, free_outer, free_inner, None)
                 if found is None:
                     return self._to_hold(d.ids, "no clear way back to the rejoin point")
                 path, why = prefix + found[0], "keep-out gone: back to the rejoin point"
@@ -485,11 +485,12 @@ class AvoidancePlanner:
                 out.append(_KeepOut(ob.track_id, ob.label, ce, cn, r, r * self._circum, cfg.disc_quad_segs))
         return out
 
-    def _free(self, kos: list[_KeepOut], *, inner: bool):
-        base = self._inner if inner else self.region
+    def _free_spaces(self, kos: list[_KeepOut]):
+        """(the allowed region minus the keep-outs, the same inside the fence margin)."""
         if not kos:
-            return base
-        return base.difference(unary_union([k.poly for k in kos]))
+            return self.region, self._inner
+        blocked = unary_union([k.poly for k in kos])
+        return self.region.difference(blocked), self._inner.difference(blocked)
 
     def _route_index(self, current_seq: int) -> int | None:
         for i, wp in enumerate(self.route):
@@ -552,9 +553,7 @@ class AvoidancePlanner:
         total = segs[-1].s0 + segs[-1].length
         if s_out >= total - 1e-6:
             return "the route ends inside a keep-out: no rejoin point"
-        free_outer = self._free(kos, inner=False)
-        free_inner = self._free(kos, inner=True)
-        wide = self._widened(kos)
+        free_outer, free_inner = self._free_spaces(kos)
         if not self.region.covers(Point(start)) and self.region.distance(Point(start)) > cfg.reentry_m:
             return "vehicle outside the allowed region"
         s_r = min(s_out + cfg.rejoin_offset_m, total)
@@ -596,6 +595,7 @@ class AvoidancePlanner:
         legs = frozenset(sg.end_seq for sg in segs if sg.s0 < s_out and sg.s0 + sg.length > s_in)
         kept = next((self._sides[i][0] for i in ids if i in self._sides and self._sides[i][1] & legs), None) \
             or prefer_side
+        wide = self._widened(kos)
         paths = {}
         for side in ([kept] if kept else list(_SIDES)):
             paths[side] = self._shortest_clear(kos, wide, start, (gx, gy), free_outer, free_inner, barriers[side])
@@ -687,9 +687,8 @@ class AvoidancePlanner:
         c = self.config.path_clearance_m
         if c <= 0 or not kos:
             return None
-        grown = [_KeepOut(k.track_id, k.label, k.east_m, k.north_m, k.radius_m + c, k.poly_radius_m + c * self._circum,
-                          k.quad_segs) for k in kos]
-        return grown, self._free(grown, inner=False), self._free(grown, inner=True)
+        grown = [replace(k, radius_m=k.radius_m + c, poly_radius_m=k.poly_radius_m + c * self._circum) for k in kos]
+        return (grown, *self._free_spaces(grown))
 
     def _shortest_clear(self, kos, wide, start, goal, free_outer, free_inner, barrier):
         """The shortest path on one side, its legs ``path_clearance_m`` clear of the keep-outs where there is
@@ -714,9 +713,10 @@ class AvoidancePlanner:
         inside)."""
         cfg = self.config
         if barrier is not None:
+            goal_own = free_goal is not None and free_goal is not free_ends
             free_ends = free_ends.difference(barrier)
             free_middle = free_middle.difference(barrier)
-            free_goal = free_goal.difference(barrier) if free_goal is not None else None
+            free_goal = free_goal.difference(barrier) if goal_own else None
         cand = list(self._region_nodes)
         for k in node_kos:
             ring = Point(k.east_m, k.north_m).buffer(k.poly_radius_m + cfg.node_clearance_m,

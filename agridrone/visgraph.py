@@ -43,8 +43,8 @@ def shortest_path(start: XY, goal: XY, candidates: Sequence[XY], free_ends, free
     maybe = _clear_of_discs(a, b, discs)
     start_edge, goal_edge = ii == 0, (ii == 1) | (jj == 1)
     valid = maybe.copy()
-    for space in {id(g): g for g in (free_ends, free_goal, free_middle)}.values():
-        shapely.prepare(space)
+    for space in (free_ends, free_goal, free_middle):
+        shapely.prepare(space)  # a no-op on one already prepared
     for mask, space in ((start_edge, free_ends), (goal_edge, free_goal), (~start_edge & ~goal_edge, free_middle)):
         mask = mask & valid
         if mask.any():
