@@ -16,12 +16,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from agridrone.config import PerceptionConfig
 from agridrone.errors import DatasetError, ModelError
 from agridrone.training.augment import letterbox
 from agridrone.training.metrics import classification_report, detection_map
 
 EVAL_CONF = 0.001
-EVAL_IOU = 0.6
+# NMS overlap of the drone's own detector ([perception] iou_threshold), so the card's mAP is what it gets
+EVAL_IOU = PerceptionConfig.iou_threshold
 EVAL_MAX_DET = 100
 
 
@@ -234,7 +236,6 @@ def cli_eval(model_path, data_dir, fmt: str | None, as_json: bool, *, tile_scale
     ``label_map`` ("NAME=LABEL"); images larger than one detector tile are run over tiles at
     ``tile_scale`` (default: the flight loop's ``[perception] tile_scale``; 0: each image shrunk whole
     into the input)."""
-    from agridrone.config import PerceptionConfig
     from agridrone.training.datasets import load_classification, load_detection
     from agridrone.training.labelmap import map_labels, parse_overrides
     from agridrone.training.validate import validate_classification, validate_detection
