@@ -94,8 +94,9 @@ def detection(rng: np.random.Generator, img: np.ndarray, boxes_n: np.ndarray, cl
 def pixel_centre_affine(lin: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The 2x3 matrix for ``cv2.warpAffine`` of the map ``p -> lin @ p + t`` given in *edge* coordinates
     (a pixel spans [i, i + 1), as boxes do). OpenCV puts pixel i's centre at i, not i + 0.5: passed as is,
-    the map shifts the image against its boxes by 0.5 (I - lin) @ (1, 1) px - up to 1.4 px under a flip or
-    a half turn, a fifth of a tiny object's width, and on average half a pixel up and left."""
+    the map moves the image against its boxes by 0.5 (I - lin) @ (1, 1) px: up to 1.4 px under a flip or a
+    half turn, a fifth of a tiny object's width; on average the boxes sat half a pixel up and left of
+    their objects."""
     lin = np.asarray(lin, np.float64)
     shift = np.asarray(t, np.float64) + 0.5 * (lin @ np.ones(2) - np.ones(2))
     return np.hstack([lin, shift[:, None]]).astype(np.float32)
